@@ -1,0 +1,59 @@
+// swift-tools-version:6.1
+// Gigapatch: train convolutional networks on gigapixel images (whole-slide images, UltraMNIST) on the CPU.
+import PackageDescription
+
+/// Every Swift target builds in Swift 6 language mode with warnings treated as bugs by CI (`scripts/test`).
+let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
+let package = Package(
+    name: "Gigapatch",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "gigapatch-inspect", targets: ["gigapatch-inspect"]),
+        .executable(name: "gigapatch-synthetic", targets: ["gigapatch-synthetic"]),
+        .library(name: "SlideIO", targets: ["SlideIO"]),
+        .library(name: "PatchIndex", targets: ["PatchIndex"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    ],
+    targets: [
+        // C libraries: headers and links only (module.modulemap + shim.h, pkg-config names).
+        .systemLibrary(name: "COpenSlide", pkgConfig: "openslide",
+                       providers: [.apt(["libopenslide-dev"]), .brew(["openslide"])]),
+        .systemLibrary(name: "CTIFF", pkgConfig: "libtiff-4",
+                       providers: [.apt(["libtiff-dev"]), .brew(["libtiff"])]),
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"]), .brew(["openblas"])]),
+
+        // Thin wrappers: C calls in, one Swift error type per library out. No policy.
+        .target(name: "SlideIO", dependencies: ["COpenSlide", "CTIFF"], swiftSettings: strict),
+
+        // Services.
+        .target(name: "PatchIndex", dependencies: [.product(name: "GRDB", package: "GRDB.swift")],
+                swiftSettings: strict),
+
+        // Command-line pieces the executables share (output, JSON lines, reports).
+        .target(name: "GigapatchCLI", dependencies: ["SlideIO"], swiftSettings: strict),
+
+        // Executables: argument parsing only.
+        .executableTarget(name: "gigapatch-inspect",
+                          dependencies: ["GigapatchCLI", "SlideIO",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          swiftSettings: strict),
+
+        .executableTarget(name: "gigapatch-synthetic",
+                          dependencies: ["SlideIO", "TestSupport",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          swiftSettings: strict),
+
+        // Test support: synthetic pyramidal slides, temporary folders, shared-data lookup.
+        .target(name: "TestSupport", dependencies: ["SlideIO"], swiftSettings: strict),
+
+        .testTarget(name: "SlideIOTests", dependencies: ["SlideIO", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "PatchIndexTests", dependencies: ["PatchIndex", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "GigapatchCLITests", dependencies: ["GigapatchCLI", "SlideIO", "TestSupport"],
+                    swiftSettings: strict),
+    ]
+)

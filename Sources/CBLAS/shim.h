@@ -1,0 +1,2 @@
+// OpenBLAS CBLAS interface (libopenblas-dev, pkg-config `openblas`).
+#include <cblas.h>

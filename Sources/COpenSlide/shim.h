@@ -1,0 +1,2 @@
+// OpenSlide C API (libopenslide-dev, pkg-config `openslide`).
+#include <openslide.h>
