@@ -11,6 +11,7 @@ let package = Package(
     products: [
         .executable(name: "gigapatch-inspect", targets: ["gigapatch-inspect"]),
         .executable(name: "gigapatch-synthetic", targets: ["gigapatch-synthetic"]),
+        .executable(name: "gigapatch-ultramnist", targets: ["gigapatch-ultramnist"]),
         .library(name: "SlideIO", targets: ["SlideIO"]),
         .library(name: "PatchIndex", targets: ["PatchIndex"]),
     ],
@@ -24,11 +25,19 @@ let package = Package(
                        providers: [.apt(["libopenslide-dev"]), .brew(["openslide"])]),
         .systemLibrary(name: "CTIFF", pkgConfig: "libtiff-4",
                        providers: [.apt(["libtiff-dev"]), .brew(["libtiff"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"]), .brew(["openblas"])]),
 
         // Thin wrappers: C calls in, one Swift error type per library out. No policy.
         .target(name: "SlideIO", dependencies: ["COpenSlide", "CTIFF"], swiftSettings: strict),
+
+        // Small shared pieces with no I/O.
+        .target(name: "Seeded", swiftSettings: strict),
+        .target(name: "Manifests", swiftSettings: strict),
+
+        // Stages.
+        .target(name: "UltraMNIST", dependencies: ["SlideIO", "Seeded", "CZlib", "Manifests"], swiftSettings: strict),
 
         // Services.
         .target(name: "PatchIndex", dependencies: [.product(name: "GRDB", package: "GRDB.swift")],
@@ -48,11 +57,19 @@ let package = Package(
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: strict),
 
+        .executableTarget(name: "gigapatch-ultramnist",
+                          dependencies: ["UltraMNIST", "GigapatchCLI",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          swiftSettings: strict),
+
         // Test support: synthetic pyramidal slides, temporary folders, shared-data lookup.
-        .target(name: "TestSupport", dependencies: ["SlideIO"], swiftSettings: strict),
+        .target(name: "TestSupport", dependencies: ["SlideIO", "Seeded", "CZlib"], swiftSettings: strict),
 
         .testTarget(name: "SlideIOTests", dependencies: ["SlideIO", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "PatchIndexTests", dependencies: ["PatchIndex", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "UltraMNISTTests", dependencies: ["UltraMNIST", "Manifests", "SlideIO", "Seeded", "TestSupport"],
+                    swiftSettings: strict),
+        .testTarget(name: "ManifestsTests", dependencies: ["Manifests"], swiftSettings: strict),
         .testTarget(name: "GigapatchCLITests", dependencies: ["GigapatchCLI", "SlideIO", "TestSupport"],
                     swiftSettings: strict),
     ]
