@@ -12,6 +12,8 @@ let package = Package(
         .executable(name: "gigapatch-inspect", targets: ["gigapatch-inspect"]),
         .executable(name: "gigapatch-synthetic", targets: ["gigapatch-synthetic"]),
         .executable(name: "gigapatch-ultramnist", targets: ["gigapatch-ultramnist"]),
+        .executable(name: "gigapatch-ingest", targets: ["gigapatch-ingest"]),
+        .executable(name: "gigapatch-bench", targets: ["gigapatch-bench"]),
         .library(name: "SlideIO", targets: ["SlideIO"]),
         .library(name: "PatchIndex", targets: ["PatchIndex"]),
     ],
@@ -30,16 +32,19 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"]), .brew(["openblas"])]),
 
         // Thin wrappers: C calls in, one Swift error type per library out. No policy.
-        .target(name: "SlideIO", dependencies: ["COpenSlide", "CTIFF"], swiftSettings: strict),
+        .target(name: "SlideIO", dependencies: ["COpenSlide", "CTIFF", "CZlib"], swiftSettings: strict),
 
         // Small shared pieces with no I/O.
         .target(name: "Seeded", swiftSettings: strict),
         .target(name: "Manifests", swiftSettings: strict),
 
         // Stages.
+        .target(name: "Ingest", dependencies: ["SlideIO", "Tissue", "PatchIndex", "Manifests"],
+                resources: [.copy("Presets")], swiftSettings: strict),
         .target(name: "UltraMNIST", dependencies: ["SlideIO", "Seeded", "CZlib", "Manifests"], swiftSettings: strict),
 
         // Services.
+        .target(name: "Tissue", dependencies: ["SlideIO"], swiftSettings: strict),
         .target(name: "PatchIndex", dependencies: [.product(name: "GRDB", package: "GRDB.swift")],
                 swiftSettings: strict),
 
@@ -62,6 +67,17 @@ let package = Package(
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: strict),
 
+        .executableTarget(name: "gigapatch-ingest",
+                          dependencies: ["Ingest", "GigapatchCLI",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          swiftSettings: strict),
+
+        .executableTarget(name: "gigapatch-bench",
+                          dependencies: ["SlideIO", "PatchIndex", "GigapatchCLI",
+                                         .product(name: "GRDB", package: "GRDB.swift"),
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          swiftSettings: strict),
+
         // Test support: synthetic pyramidal slides, temporary folders, shared-data lookup.
         .target(name: "TestSupport", dependencies: ["SlideIO", "Seeded", "CZlib"], swiftSettings: strict),
 
@@ -69,6 +85,10 @@ let package = Package(
         .testTarget(name: "PatchIndexTests", dependencies: ["PatchIndex", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "UltraMNISTTests", dependencies: ["UltraMNIST", "Manifests", "SlideIO", "Seeded", "TestSupport"],
                     swiftSettings: strict),
+        .testTarget(name: "IngestTests", dependencies: ["Ingest", "PatchIndex", "Manifests", "SlideIO", "Tissue", "UltraMNIST", "TestSupport",
+                                                        .product(name: "GRDB", package: "GRDB.swift")],
+                    swiftSettings: strict),
+        .testTarget(name: "TissueTests", dependencies: ["Tissue", "SlideIO", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "ManifestsTests", dependencies: ["Manifests"], swiftSettings: strict),
         .testTarget(name: "GigapatchCLITests", dependencies: ["GigapatchCLI", "SlideIO", "TestSupport"],
                     swiftSettings: strict),

@@ -1,0 +1,240 @@
+import Foundation
+import Manifests
+import PatchIndex
+import SlideIO
+
+/// What a user asks of the ingest stage.
+public struct IngestRequest: Sendable {
+    public var slidesDirectory: String?
+    public var manifestPath: String?
+    public var databasePath: String
+    public var dataset: String
+    public var settings: IngestSettings
+    public var workers: Int
+    public var qcDirectory: String?
+    /// Retry slides that failed before (otherwise they are skipped until their file changes).
+    public var retryFailed: Bool
+
+    public init(slidesDirectory: String?, manifestPath: String?, databasePath: String, dataset: String, settings: IngestSettings,
+                workers: Int = ProcessInfo.processInfo.activeProcessorCount, qcDirectory: String? = nil, retryFailed: Bool = false) {
+        self.slidesDirectory = slidesDirectory
+        self.manifestPath = manifestPath
+        self.databasePath = databasePath
+        self.dataset = dataset
+        self.settings = settings
+        self.workers = workers
+        self.qcDirectory = qcDirectory
+        self.retryFailed = retryFailed
+    }
+}
+
+/// The outcome of an ingest run, as written to `--summary FILE`.
+public struct IngestSummary: Sendable, Codable, Equatable {
+    public struct Counts: Sendable, Codable, Equatable {
+        public var done = 0, empty = 0, failed = 0, skipped = 0
+    }
+
+    public struct Failure: Sendable, Codable, Equatable {
+        public var slide: String
+        public var error: String
+    }
+
+    public var slides = Counts()
+    /// Patches written by this run.
+    public var patches = 0
+    public var failures: [Failure] = []
+    public var seconds = 0.0
+    public var tilingID: Int64 = 0
+    public var dataset = ""
+
+    enum CodingKeys: String, CodingKey { case slides, patches, failures, seconds, tilingID = "tiling_id", dataset }
+
+    /// The end-of-run table: slides per status, patches, time, then each failure.
+    public var table: String {
+        func row(_ name: String, _ count: Int, _ patches: String = "") -> String {
+            name.padding(toLength: 8, withPad: " ", startingAt: 0) + String(repeating: " ", count: max(0, 7 - String(count).count)) + String(count)
+                + (patches.isEmpty ? "" : String(repeating: " ", count: max(0, 10 - patches.count)) + patches)
+        }
+        var lines = ["status   slides   patches"]
+        lines.append(row("done", slides.done, String(patches)))
+        lines.append(row("empty", slides.empty))
+        lines.append(row("failed", slides.failed))
+        lines.append(row("skipped", slides.skipped))
+        let total = slides.done + slides.empty + slides.failed + slides.skipped
+        lines.append(row("total", total, String(patches)) + String(format: "   in %.1f s (tiling \(tilingID) of dataset \(dataset))", seconds))
+        if !failures.isEmpty {
+            lines.append("failures:")
+            lines += failures.map { "  \($0.slide): \($0.error)" }
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// The ingest stage: slides (from a folder and/or a manifest) to a patch index, in parallel, resumable.
+public enum IngestStage {
+    /// Test hook: when the environment names a slide key here, the process kills itself (SIGKILL) right after
+    /// marking that slide running, so tests can check what a crash leaves behind and how a re-run recovers.
+    public static let faultInjectionVariable = "GIGAPATCH_FAULT_KILL_AT"
+
+    /// Runs the stage. `log` receives one line per finished slide; `progress` (done, total, patches so far) after each.
+    public static func run(_ request: IngestRequest, log: @escaping @Sendable (String) -> Void,
+                           progress: @escaping @Sendable (Int, Int, Int) -> Void) throws -> IngestSummary {
+        let start = Date()
+        if let problem = request.settings.problem() { throw IngestError("invalid settings: \(problem)") }
+        guard request.slidesDirectory != nil || request.manifestPath != nil else { throw IngestError("give --slides DIR, --manifest CSV, or both") }
+
+        var sources: [SlideSource] = []
+        var summary = IngestSummary()
+        summary.dataset = request.dataset
+        let discovered = try request.slidesDirectory.map { try SlideSources.discover(in: $0) } ?? []
+        if let manifestPath = request.manifestPath {
+            let manifest = try Manifest.read(path: manifestPath, classes: request.settings.classes)
+            let (resolved, problems) = SlideSources.resolve(manifest, slidesDirectory: request.slidesDirectory, discovered: discovered)
+            sources = resolved
+            for problem in manifest.problems + problems {
+                log("manifest: \(problem)")
+                summary.failures.append(.init(slide: "\(problem.path):\(problem.line)", error: problem.message))
+                summary.slides.failed += 1
+            }
+            let named = Set(resolved.map(\.path))
+            let unlisted = discovered.filter { !named.contains($0.path) }.count
+            if unlisted > 0 { log("note: \(unlisted) slide file\(unlisted == 1 ? "" : "s") in \(request.slidesDirectory ?? "") not in the manifest, not ingested") }
+        } else {
+            sources = discovered
+        }
+        if sources.isEmpty && summary.failures.isEmpty {
+            throw IngestError("no slides found (looked for \(SlideSources.extensions.sorted().joined(separator: ", ")) files)")
+        }
+
+        let index = try PatchIndex(path: request.databasePath)
+        let datasetID = try index.datasetID(named: request.dataset)
+        let s = request.settings
+        let tilingID = try index.tilingID(datasetID: datasetID, spec: TilingSpec(
+            patchSize: s.patchSize, stride: s.stride ?? s.patchSize, level: s.mpp == nil ? (s.level ?? 0) : nil, targetMPP: s.mpp,
+            minTissue: s.minTissue, tissueMethod: s.tissue.method, paramsJSON: s.tilingKey))
+        summary.tilingID = tilingID
+        if let qc = request.qcDirectory { try FileManager.default.createDirectory(atPath: qc, withIntermediateDirectories: true) }
+
+        let state = RunState(summary: summary, total: sources.count)
+        let killAt = ProcessInfo.processInfo.environment[faultInjectionVariable]
+        let workers = max(1, min(request.workers, sources.count))
+        let queue = sources
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            while let source = state.next(queue) {
+                let outcome = ingest(source, request: request, index: index, datasetID: datasetID, tilingID: tilingID, killAt: killAt)
+                log(outcome.logLine(key: source.key))
+                let (done, patches) = state.record(outcome, source: source)
+                progress(done, queue.count, patches)
+            }
+        }
+        var result = state.summary
+        result.seconds = Date().timeIntervalSince(start)
+        return result
+    }
+
+    /// What happened to one slide.
+    enum Outcome {
+        case done(patches: Int, note: String)
+        case empty(note: String)
+        case skipped(status: String)
+        case failed(String)
+
+        func logLine(key: String) -> String {
+            switch self {
+            case .done(let n, let note): return "done     \(key): \(n) patches; \(note)"
+            case .empty(let note): return "empty    \(key): no patch holds enough tissue; \(note)"
+            case .skipped(let status): return "skipped  \(key): already \(status)"
+            case .failed(let reason): return "failed   \(key): \(reason)"
+            }
+        }
+    }
+
+    static func ingest(_ source: SlideSource, request: IngestRequest, index: PatchIndex, datasetID: Int64, tilingID: Int64,
+                       killAt: String?) -> Outcome {
+        let slideID: Int64
+        do {
+            let attributes = try FileManager.default.attributesOfItem(atPath: source.path)
+            let size = (attributes[.size] as? NSNumber)?.int64Value ?? 0
+            let mtime = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+            let file = SlideFile(key: source.key, path: source.path, size: size, mtime: mtime)
+            let decision = try index.begin(datasetID: datasetID, tilingID: tilingID, file: file, retryFailed: request.retryFailed)
+            switch decision {
+            case .skip(let id, let status):
+                try recordLabel(source, slideID: id, index: index)
+                return .skipped(status: status)
+            case .giveUp(_, let reason):
+                return .failed(reason)
+            case .process(let id, _):
+                slideID = id
+            }
+            try recordLabel(source, slideID: slideID, index: index)
+        } catch {
+            return .failed("\(source.path): cannot record in the patch index: \(error)")
+        }
+        if killAt == source.key { kill(getpid(), SIGKILL) }
+        do {
+            let qcPath = request.qcDirectory.map { "\($0)/\(source.key.replacingOccurrences(of: "/", with: "_")).png" }
+            var result = try SlideIngester.process(path: source.path, settings: request.settings, qcPath: qcPath)
+            for i in result.patches.indices {
+                result.patches[i].slideID = slideID
+                result.patches[i].tilingID = tilingID
+            }
+            let g = result.grid
+            try index.finish(slideID: slideID, tilingID: tilingID, metadata: result.metadata,
+                             grid: GridInfo(rows: g.rows, cols: g.cols, readLevel: g.readLevel, readSize: g.readSize), patches: result.patches)
+            let note = "grid \(g.rows) x \(g.cols) at level \(g.readLevel) (\(g.readSize) px read); \(result.tissueSummary)"
+            return result.patches.isEmpty ? .empty(note: note) : .done(patches: result.patches.count, note: note)
+        } catch {
+            let reason = String(describing: error).replacingOccurrences(of: "\n", with: " ")
+            try? index.fail(slideID: slideID, tilingID: tilingID, error: reason)
+            return .failed(reason)
+        }
+    }
+
+    static func recordLabel(_ source: SlideSource, slideID: Int64, index: PatchIndex) throws {
+        guard let entry = source.entry else { return }
+        try index.setLabel(slideID: slideID, label: entry.label, fields: entry.fields)
+        if let split = entry.split { try index.setSplit(slideID: slideID, split: split, fold: entry.fold) }
+    }
+}
+
+/// The shared queue position and tallies of a run.
+private final class RunState: @unchecked Sendable {
+    private let lock = NSLock()
+    private var position = 0
+    private var finished = 0
+    let total: Int
+    private(set) var summary: IngestSummary
+
+    init(summary: IngestSummary, total: Int) {
+        self.summary = summary
+        self.total = total
+    }
+
+    func next(_ sources: [SlideSource]) -> SlideSource? {
+        lock.withLock {
+            guard position < sources.count else { return nil }
+            position += 1
+            return sources[position - 1]
+        }
+    }
+
+    func record(_ outcome: IngestStage.Outcome, source: SlideSource) -> (done: Int, patches: Int) {
+        lock.withLock {
+            finished += 1
+            switch outcome {
+            case .done(let n, _):
+                summary.slides.done += 1
+                summary.patches += n
+            case .empty: summary.slides.empty += 1
+            case .skipped: summary.slides.skipped += 1
+            case .failed(let reason):
+                summary.slides.failed += 1
+                // Errors from the slide libraries start with the path; the summary names the slide once.
+                let error = reason.hasPrefix(source.path + ": ") ? String(reason.dropFirst(source.path.count + 2)) : reason
+                summary.failures.append(.init(slide: source.path, error: error))
+            }
+            return (finished, summary.patches)
+        }
+    }
+}
