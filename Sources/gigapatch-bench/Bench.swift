@@ -1,0 +1,83 @@
+import ArgumentParser
+import Foundation
+import GigapatchCLI
+import GRDB
+import PatchIndex
+import SlideIO
+
+/// `gigapatch-bench`: measures Gigapatch's engines; prints one JSON line per measurement.
+@main
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gigapatch-bench",
+        abstract: "Time Gigapatch's engines (release builds only give meaningful numbers).",
+        subcommands: [ReadPatches.self])
+}
+
+/// Reads every indexed patch of a tiling back from its slides, as the trainer will, and reports patches per second.
+struct ReadPatches: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "read-patches",
+        abstract: "Read all patches of a tiling through OpenSlide (RGB, as the trainer reads them) and report patches/s.")
+
+    @Option(help: "Patch index database.") var db: String
+    @Option(help: "Tiling id (default: the newest).") var tiling: Int64?
+    @Option(help: "Reader threads.") var threads: Int = 1
+    @Option(help: "Read at most this many patches.") var limit: Int?
+    @Option(help: "Also write 'path x y level size' per patch to this file (for reference loops).") var export: String?
+
+    func run() throws {
+        let index = try PatchIndex(path: db)
+        let rows = try index.writer.read { db -> [(String, Int, Int, Int, Int)] in
+            let tilingID = try tiling ?? Int64.fetchOne(db, sql: "SELECT max(id) FROM tilings") ?? 0
+            return try Row.fetchAll(db, sql: """
+                SELECT s.path, p.level0_x, p.level0_y, p.level, p.read_size FROM patches p JOIN slides s ON s.id = p.slide_id
+                WHERE p.tiling_id = ? ORDER BY p.slide_id, p.grid_row, p.grid_col
+                """, arguments: [tilingID]).map { ($0[0], $0[1], $0[2], $0[3], $0[4]) }
+        }
+        let patches = limit.map { Array(rows.prefix($0)) } ?? rows
+        guard !patches.isEmpty else { throw ValidationError("no patches in that tiling") }
+        if let export {
+            try patches.map { "\($0.0) \($0.1) \($0.2) \($0.3) \($0.4)\n" }.joined().write(toFile: export, atomically: true, encoding: .utf8)
+        }
+        var slides: [String: Slide] = [:]
+        for path in Set(patches.map(\.0)) { slides[path] = try Slide(path: path) }
+        let opened = slides
+        let start = Date()
+        let errors = Counter()
+        DispatchQueue.concurrentPerform(iterations: max(1, threads)) { worker in
+            let size = patches.map(\.4).max()!
+            let buffer = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: 3 * size * size)
+            defer { buffer.deallocate() }
+            for i in Swift.stride(from: worker, to: patches.count, by: max(1, threads)) {
+                let p = patches[i]
+                do {
+                    try opened[p.0]!.readRegion(SlideRegion(level0X: p.1, level0Y: p.2, level: p.3, width: p.4, height: p.4), into: buffer)
+                } catch {
+                    errors.add()
+                }
+            }
+        }
+        let seconds = Date().timeIntervalSince(start)
+        let line: [String: Any] = ["mode": "read-patches", "patches": patches.count, "threads": threads, "seconds": seconds,
+                                   "patches_per_s": Double(patches.count) / seconds, "errors": errors.value,
+                                   "peak_rss_mb": Double(peakResidentKiB()) / 1024]
+        print(String(decoding: try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys]), as: UTF8.self))
+    }
+}
+
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    var value: Int { lock.withLock { count } }
+    func add() { lock.withLock { count += 1 } }
+}
+
+/// Peak resident set size of this process in KiB (VmHWM).
+func peakResidentKiB() -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+    }
+    return 0
+}
