@@ -142,6 +142,23 @@ struct IngestStageTests {
         #expect((rows[0]["fields"] as String).contains("\"patient\":\"p1\""))
     }
 
+    /// A truncated slide (tile data cut off) fails with OpenSlide's reason; the others complete in the same run.
+    @Test func truncatedSlideFailsAndTheOthersComplete() throws {
+        let f = try IngestFixture()
+        let path = f.dir.file("slides/truncated.tiff")
+        try SyntheticSlide(width: 3000, height: 3000, blobs: [Blob(centerX: 1500, centerY: 1500, radiusX: 1400, radiusY: 1400)],
+                           options: .init(compression: .deflate, levelCount: 1)).write(to: path)
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        var damaged = data
+        for i in 64 ..< data.count * 2 / 3 { damaged[i] = 0 }   // tile data zeroed; directory at the end survives
+        try damaged.write(to: URL(fileURLWithPath: path))
+        let summary = try f.run()
+        #expect(summary.slides.failed == 1 && summary.slides.done == 2 && summary.slides.empty == 1)
+        #expect(summary.failures.first?.slide == path)
+        #expect(summary.failures.first?.error.isEmpty == false)
+        #expect(summary.failures.first?.error.contains("\n") == false)
+    }
+
     @Test(.enabled(if: SharedData.file("slides/openslide") != nil, "../shared/data/slides is absent"))
     func realSlidesWithTheRejectedOneInTheSameRun() throws {
         let f = try IngestFixture()
