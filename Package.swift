@@ -38,6 +38,9 @@ let package = Package(
         .target(name: "Seeded", swiftSettings: strict),
         .target(name: "Manifests", swiftSettings: strict),
 
+        // Pure compute: tensors, layers, models, optimizers, safetensors. No slide or database I/O.
+        .target(name: "NN", dependencies: ["CBLAS", "Seeded"], swiftSettings: strict),
+
         // Stages.
         .target(name: "Ingest", dependencies: ["SlideIO", "Tissue", "PatchIndex", "Manifests"],
                 resources: [.copy("Presets")], swiftSettings: strict),
@@ -88,6 +91,7 @@ let package = Package(
         .testTarget(name: "IngestTests", dependencies: ["Ingest", "PatchIndex", "Manifests", "SlideIO", "Tissue", "UltraMNIST", "TestSupport",
                                                         .product(name: "GRDB", package: "GRDB.swift")],
                     swiftSettings: strict),
+        .testTarget(name: "NNTests", dependencies: ["NN", "Seeded"], swiftSettings: strict),
         .testTarget(name: "TissueTests", dependencies: ["Tissue", "SlideIO", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "ManifestsTests", dependencies: ["Manifests"], swiftSettings: strict),
         .testTarget(name: "GigapatchCLITests", dependencies: ["GigapatchCLI", "SlideIO", "TestSupport"],

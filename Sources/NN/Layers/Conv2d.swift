@@ -1,0 +1,286 @@
+/// 2-D convolution over NCHW with any kernel, stride, padding, dilation and groups (PyTorch's Conv2d).
+///
+/// General case: the input is unrolled (im2col) for all images of the batch at once, so each group is one
+/// GEMM of (out/groups) x (in/groups * kh * kw) by (in/groups * kh * kw) x (N * Hout * Wout), then scattered
+/// back to NCHW. Depthwise convolutions (groups == in channels) use a direct kernel instead, as unrolling one
+/// channel at a time would be mostly copying.
+public final class Conv2d: Layer {
+    public let inChannels: Int, outChannels: Int
+    public let kernel: (h: Int, w: Int), stride: Int, padding: Int, dilation: Int, groups: Int
+    public let hasBias: Bool
+    unowned let store: ParameterStore
+    /// Offsets of weight (out, in/groups, kh, kw) and bias (out) in the store.
+    let weight: Int, bias: Int
+    private var input: Tensor?
+
+    /// - Parameters:
+    ///   - name: state_dict prefix, e.g. "layer1.0.conv1" (declares "<name>.weight" and "<name>.bias").
+    ///   - initializer: weight initializer; default PyTorch's kaiming-uniform(a = sqrt 5), i.e. uniform(1/sqrt(fan_in)).
+    public init(_ store: ParameterStore, _ name: String, in inChannels: Int, out outChannels: Int, kernel: Int, stride: Int = 1,
+                padding: Int = 0, dilation: Int = 1, groups: Int = 1, bias: Bool = true, initializer: Initializer? = nil) {
+        precondition(inChannels % groups == 0 && outChannels % groups == 0, "\(name): channels must divide by groups")
+        self.store = store
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.kernel = (kernel, kernel)
+        self.stride = stride
+        self.padding = padding
+        self.dilation = dilation
+        self.groups = groups
+        hasBias = bias
+        let fanIn = Float(inChannels / groups * kernel * kernel)
+        weight = store.declare("\(name).weight", shape: [outChannels, inChannels / groups, kernel, kernel],
+                               initializer: initializer ?? .uniform(bound: 1 / fanIn.squareRoot()))
+        self.bias = bias ? store.declare("\(name).bias", shape: [outChannels], initializer: .uniform(bound: 1 / fanIn.squareRoot())) : -1
+    }
+
+    /// Output spatial size for an input of `h` x `w`.
+    public func outputSize(h: Int, w: Int) -> (h: Int, w: Int) {
+        ((h + 2 * padding - dilation * (kernel.h - 1) - 1) / stride + 1, (w + 2 * padding - dilation * (kernel.w - 1) - 1) / stride + 1)
+    }
+
+    var isDepthwise: Bool { groups == inChannels && groups > 1 }
+
+    public func forward(_ x: Tensor, _ ctx: Context) -> Tensor {
+        let (n, c, h, w) = x.nchw
+        precondition(c == inChannels, "conv expects \(inChannels) input channels, got \(c)")
+        let (ho, wo) = outputSize(h: h, w: w)
+        let y = Tensor(uninitialized: [n, outChannels, ho, wo])
+        if isDepthwise {
+            depthwiseForward(x, y)
+        } else {
+            let geometry = Geometry(conv: self, n: n, h: h, w: w, ho: ho, wo: wo)
+            let og = outChannels / groups, k = geometry.k, np = n * ho * wo
+            let col = Tensor(uninitialized: [k, np])
+            let direct = n == 1 && groups == 1
+            let yg = direct ? y : Tensor(uninitialized: [og, np])
+            for g in 0 ..< groups {
+                geometry.im2col(x.pointer, group: g, into: col.pointer)
+                BLAS.gemm(m: og, n: np, k: k, a: store.value(weight + g * og * k), lda: k, b: col.pointer, ldb: np, c: yg.pointer, ldc: np)
+                if !direct { geometry.scatter(yg.pointer, into: y.pointer, group: g, channels: og, total: outChannels) }
+            }
+        }
+        if hasBias { addBias(y) }
+        input = ctx.recordForBackward ? x : nil
+        return y
+    }
+
+    public func backward(_ dy: Tensor, _ ctx: Context) -> Tensor {
+        guard let x = input else { preconditionFailure("Conv2d.backward without a recorded forward") }
+        let (n, _, h, w) = x.nchw
+        let (_, o, ho, wo) = dy.nchw
+        if hasBias {
+            // dbias[o] += sum over n, p of dy
+            let db = store.gradient(bias), pdy = dy.pointer, p = ho * wo
+            Parallel.forRange(o, grain: 8) { r in
+                for oc in r {
+                    var s: Float = 0
+                    for b in 0 ..< n { let base = pdy + (b * o + oc) * p; for i in 0 ..< p { s += base[i] } }
+                    db[oc] += s
+                }
+            }
+        }
+        let dx = Tensor(shape: x.shape)
+        if isDepthwise {
+            depthwiseBackward(x, dy, dx)
+        } else {
+            let geometry = Geometry(conv: self, n: n, h: h, w: w, ho: ho, wo: wo)
+            let og = outChannels / groups, k = geometry.k, np = n * ho * wo
+            let col = Tensor(uninitialized: [k, np])
+            let dcol = Tensor(uninitialized: [k, np])
+            let direct = n == 1 && groups == 1
+            let dyg = direct ? dy : Tensor(uninitialized: [og, np])
+            for g in 0 ..< groups {
+                if !direct { geometry.gather(dy.pointer, into: dyg.pointer, group: g, channels: og, total: outChannels) }
+                geometry.im2col(x.pointer, group: g, into: col.pointer)
+                // dW_g (og x k) += dY_g (og x np) * col^T (np x k)
+                BLAS.gemm(transB: true, m: og, n: k, k: np, a: dyg.pointer, lda: np, b: col.pointer, ldb: np,
+                          beta: 1, c: store.gradient(weight + g * og * k), ldc: k)
+                // dcol (k x np) = W_g^T (k x og) * dY_g (og x np)
+                BLAS.gemm(transA: true, m: k, n: np, k: og, a: store.value(weight + g * og * k), lda: k, b: dyg.pointer, ldb: np,
+                          c: dcol.pointer, ldc: np)
+                geometry.col2im(dcol.pointer, group: g, into: dx.pointer)
+            }
+        }
+        input = nil
+        return dx
+    }
+
+    private func addBias(_ y: Tensor) {
+        let (n, o, h, w) = y.nchw
+        let p = h * w, py = y.pointer, pb = store.value(bias)
+        Parallel.forRange(n * o, grain: 16) { r in
+            for i in r {
+                let b = pb[i % o], base = py + i * p
+                for j in 0 ..< p { base[j] += b }
+            }
+        }
+    }
+
+    // MARK: depthwise
+
+    /// The range of output columns whose input column `ox * stride - padding + offset` lies in `0 ..< w`.
+    @inline(__always)
+    static func validRange(offset: Int, stride s: Int, padding p: Int, inSize w: Int, outSize wo: Int) -> Range<Int> {
+        // ox * s - p + offset >= 0  and  ox * s - p + offset <= w - 1
+        let first = p - offset > 0 ? (p - offset + s - 1) / s : 0
+        let last = w - 1 + p - offset >= 0 ? (w - 1 + p - offset) / s : -1
+        return min(first, wo) ..< max(min(first, wo), min(wo, last + 1))
+    }
+
+    private func depthwiseForward(_ x: Tensor, _ y: Tensor) {
+        let (n, c, h, w) = x.nchw
+        let (_, o, ho, wo) = y.nchw
+        let m = o / c, (kh, kw) = kernel, s = stride, p = padding, d = dilation
+        let px = x.pointer, py = y.pointer, pw = store.value(weight)
+        Parallel.forRange(n * o, grain: 4) { r in
+            for i in r {
+                let b = i / o, oc = i % o, ic = oc / m
+                let src = px + (b * c + ic) * h * w, dst = py + i * ho * wo, k = pw + oc * kh * kw
+                dst.update(repeating: 0, count: ho * wo)
+                for ki in 0 ..< kh {
+                    let rows = Conv2d.validRange(offset: ki * d, stride: s, padding: p, inSize: h, outSize: ho)
+                    for kj in 0 ..< kw {
+                        let cols = Conv2d.validRange(offset: kj * d, stride: s, padding: p, inSize: w, outSize: wo)
+                        let wv = k[ki * kw + kj]
+                        for oy in rows {
+                            let srow = src + (oy * s - p + ki * d) * w - p + kj * d, drow = dst + oy * wo
+                            for ox in cols { drow[ox] += wv * srow[ox * s] }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private func depthwiseBackward(_ x: Tensor, _ dy: Tensor, _ dx: Tensor) {
+        let (n, c, h, w) = x.nchw
+        let (_, o, ho, wo) = dy.nchw
+        let m = o / c, (kh, kw) = kernel, s = stride, p = padding, d = dilation
+        let px = x.pointer, pdy = dy.pointer, pdx = dx.pointer, pw = store.value(weight), pdw = store.gradient(weight)
+        // Parallel over input channels: each owns its output channels' weight gradients and its dx plane.
+        Parallel.forRange(c, grain: 2) { r in
+            for ic in r {
+                for oc in ic * m ..< (ic + 1) * m {
+                    let k = pw + oc * kh * kw, dk = pdw + oc * kh * kw
+                    for b in 0 ..< n {
+                        let src = px + (b * c + ic) * h * w, dsrc = pdx + (b * c + ic) * h * w, g = pdy + (b * o + oc) * ho * wo
+                        for ki in 0 ..< kh {
+                            let rows = Conv2d.validRange(offset: ki * d, stride: s, padding: p, inSize: h, outSize: ho)
+                            for kj in 0 ..< kw {
+                                let cols = Conv2d.validRange(offset: kj * d, stride: s, padding: p, inSize: w, outSize: wo)
+                                let wv = k[ki * kw + kj]
+                                var acc: Float = 0
+                                for oy in rows {
+                                    let off = (oy * s - p + ki * d) * w - p + kj * d
+                                    let srow = src + off, drow = dsrc + off, grow = g + oy * wo
+                                    for ox in cols {
+                                        acc += grow[ox] * srow[ox * s]
+                                        drow[ox * s] += wv * grow[ox]
+                                    }
+                                }
+                                dk[ki * kw + kj] += acc
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Index arithmetic of one convolution call: im2col / col2im and the NCHW <-> (channels x N*P) reshuffles.
+struct Geometry {
+    let n: Int, c: Int, h: Int, w: Int, ho: Int, wo: Int
+    let kh: Int, kw: Int, stride: Int, padding: Int, dilation: Int, cg: Int
+    var k: Int { cg * kh * kw }
+    var p: Int { ho * wo }
+
+    init(conv: Conv2d, n: Int, h: Int, w: Int, ho: Int, wo: Int) {
+        self.n = n
+        c = conv.inChannels
+        self.h = h
+        self.w = w
+        self.ho = ho
+        self.wo = wo
+        (kh, kw) = conv.kernel
+        stride = conv.stride
+        padding = conv.padding
+        dilation = conv.dilation
+        cg = conv.inChannels / conv.groups
+    }
+
+    /// col (k x n*p): row (ci, ki, kj), column (b, oy, ox) holds x[b, g*cg + ci, oy*s - pad + ki*d, ox*s - pad + kj*d] or 0.
+    func im2col(_ x: UnsafeMutablePointer<Float>, group g: Int, into col: UnsafeMutablePointer<Float>) {
+        let np = n * p
+        Parallel.forRange(k, grain: 4) { r in
+            for row in r {
+                let ci = row / (kh * kw), ki = row / kw % kh, kj = row % kw
+                let rows = Conv2d.validRange(offset: ki * dilation, stride: stride, padding: padding, inSize: h, outSize: ho)
+                let cols = Conv2d.validRange(offset: kj * dilation, stride: stride, padding: padding, inSize: w, outSize: wo)
+                let dst = col + row * np
+                for b in 0 ..< n {
+                    let src = x + (b * c + g * cg + ci) * h * w, out = dst + b * p
+                    if rows.count < ho || cols.count < wo { out.update(repeating: 0, count: p) }
+                    for oy in rows {
+                        let srow = src + (oy * stride - padding + ki * dilation) * w - padding + kj * dilation, drow = out + oy * wo
+                        if stride == 1 {
+                            (drow + cols.lowerBound).update(from: srow + cols.lowerBound, count: cols.count)
+                        } else {
+                            for ox in cols { drow[ox] = srow[ox * stride] }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// dx[b, g*cg + ci, ...] += dcol rows of channel ci (parallel over channels: no two threads share a plane).
+    func col2im(_ dcol: UnsafeMutablePointer<Float>, group g: Int, into dx: UnsafeMutablePointer<Float>) {
+        let np = n * p
+        Parallel.forRange(cg, grain: 1) { r in
+            for ci in r {
+                for ki in 0 ..< kh {
+                    let rows = Conv2d.validRange(offset: ki * dilation, stride: stride, padding: padding, inSize: h, outSize: ho)
+                    for kj in 0 ..< kw {
+                        let cols = Conv2d.validRange(offset: kj * dilation, stride: stride, padding: padding, inSize: w, outSize: wo)
+                        let src = dcol + ((ci * kh + ki) * kw + kj) * np
+                        for b in 0 ..< n {
+                            let plane = dx + (b * c + g * cg + ci) * h * w, s = src + b * p
+                            for oy in rows {
+                                let drow = plane + (oy * stride - padding + ki * dilation) * w - padding + kj * dilation, srow = s + oy * wo
+                                if stride == 1 {
+                                    for ox in cols { drow[ox] += srow[ox] }
+                                } else {
+                                    for ox in cols { drow[ox * stride] += srow[ox] }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// y[b, g*og + o, :] = yg[o, b*p ..< (b+1)*p].
+    func scatter(_ yg: UnsafeMutablePointer<Float>, into y: UnsafeMutablePointer<Float>, group g: Int, channels og: Int, total o: Int) {
+        let np = n * p
+        Parallel.forRange(og * n, grain: 8) { r in
+            for i in r {
+                let oc = i / n, b = i % n
+                (y + (b * o + g * og + oc) * p).update(from: yg + oc * np + b * p, count: p)
+            }
+        }
+    }
+
+    /// The inverse of `scatter`: dyg[o, b*p ..< (b+1)*p] = dy[b, g*og + o, :].
+    func gather(_ dy: UnsafeMutablePointer<Float>, into dyg: UnsafeMutablePointer<Float>, group g: Int, channels og: Int, total o: Int) {
+        let np = n * p
+        Parallel.forRange(og * n, grain: 8) { r in
+            for i in r {
+                let oc = i / n, b = i % n
+                (dyg + oc * np + b * p).update(from: dy + (b * o + g * og + oc) * p, count: p)
+            }
+        }
+    }
+}

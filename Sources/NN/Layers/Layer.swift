@@ -1,0 +1,71 @@
+import Seeded
+
+/// What a forward pass needs besides its input: mode, randomness, and whether to keep what backward needs.
+public final class Context: @unchecked Sendable {
+    /// Training mode: BatchNorm uses batch statistics and updates running ones; dropout drops.
+    public var training: Bool
+    /// Keep activations for a backward pass (off for inference and PatchGD's no-gradient fill pass).
+    public var recordForBackward: Bool
+    /// Random stream for dropout and augmentation.
+    public var rng: SplitMix64
+
+    public init(training: Bool, recordForBackward: Bool? = nil, seed: UInt64 = 0) {
+        self.training = training
+        self.recordForBackward = recordForBackward ?? training
+        rng = SplitMix64(seed: seed)
+    }
+}
+
+/// A differentiable operation: `forward` computes outputs (caching what backward needs when the context records),
+/// `backward` takes the gradient of the output, accumulates parameter gradients, and returns the input's gradient.
+public protocol Layer: AnyObject {
+    func forward(_ x: Tensor, _ ctx: Context) -> Tensor
+    func backward(_ dy: Tensor, _ ctx: Context) -> Tensor
+}
+
+/// Layers applied one after another.
+public final class Sequential: Layer {
+    public var layers: [Layer]
+
+    public init(_ layers: [Layer]) { self.layers = layers }
+
+    public func forward(_ x: Tensor, _ ctx: Context) -> Tensor {
+        layers.reduce(x) { $1.forward($0, ctx) }
+    }
+
+    public func backward(_ dy: Tensor, _ ctx: Context) -> Tensor {
+        layers.reversed().reduce(dy) { $1.backward($0, ctx) }
+    }
+}
+
+/// (N, C, H, W) to (N, C*H*W): a view, no copy.
+public final class Flatten: Layer {
+    private var inputShape: [Int] = []
+    public init() {}
+
+    public func forward(_ x: Tensor, _ ctx: Context) -> Tensor {
+        inputShape = x.shape
+        return x.reshaped([x.shape[0], x.count / x.shape[0]])
+    }
+
+    public func backward(_ dy: Tensor, _ ctx: Context) -> Tensor { dy.reshaped(inputShape) }
+}
+
+/// Elementwise helpers shared by layers.
+public enum Elementwise {
+    /// out = a + b (same shapes).
+    public static func add(_ a: Tensor, _ b: Tensor) -> Tensor {
+        precondition(a.shape == b.shape, "add: shapes \(a.shape) and \(b.shape) differ")
+        let out = Tensor(uninitialized: a.shape)
+        let (pa, pb, po) = (a.pointer, b.pointer, out.pointer)
+        Parallel.forRange(a.count, grain: 1 << 15) { r in for i in r { po[i] = pa[i] + pb[i] } }
+        return out
+    }
+
+    /// a += b (same shapes), in place.
+    public static func accumulate(_ a: Tensor, _ b: Tensor) {
+        precondition(a.shape == b.shape)
+        let (pa, pb) = (a.pointer, b.pointer)
+        Parallel.forRange(a.count, grain: 1 << 15) { r in for i in r { pa[i] += pb[i] } }
+    }
+}

@@ -1,0 +1,133 @@
+/// Max pooling (PyTorch's MaxPool2d: padding counts as -infinity, floor output size).
+public final class MaxPool2d: Layer {
+    public let kernel: Int, stride: Int, padding: Int
+    private var argmax: [Int32] = []
+    private var inputShape: [Int] = []
+
+    public init(kernel: Int, stride: Int? = nil, padding: Int = 0) {
+        self.kernel = kernel
+        self.stride = stride ?? kernel
+        self.padding = padding
+    }
+
+    public func forward(_ x: Tensor, _ ctx: Context) -> Tensor {
+        let (n, c, h, w) = x.nchw
+        let ho = (h + 2 * padding - kernel) / stride + 1, wo = (w + 2 * padding - kernel) / stride + 1
+        let y = Tensor(uninitialized: [n, c, ho, wo])
+        var idx = [Int32](repeating: 0, count: ctx.recordForBackward ? y.count : 0)
+        let px = x.pointer, py = y.pointer, (k, s, p) = (kernel, stride, padding), record = ctx.recordForBackward
+        idx.withUnsafeMutableBufferPointer { idx in
+            Parallel.forRange(n * c, grain: 4) { r in
+                for plane in r {
+                    let src = px + plane * h * w
+                    for oy in 0 ..< ho {
+                        for ox in 0 ..< wo {
+                            var best = -Float.infinity, at = -1
+                            for ky in max(0, oy * s - p) ..< min(h, oy * s - p + k) {
+                                for kx in max(0, ox * s - p) ..< min(w, ox * s - p + k) where src[ky * w + kx] > best || at < 0 {
+                                    best = src[ky * w + kx]; at = ky * w + kx
+                                }
+                            }
+                            let o = plane * ho * wo + oy * wo + ox
+                            py[o] = best
+                            if record { idx[o] = Int32(at) }
+                        }
+                    }
+                }
+            }
+        }
+        argmax = idx
+        inputShape = x.shape
+        return y
+    }
+
+    public func backward(_ dy: Tensor, _ ctx: Context) -> Tensor {
+        let dx = Tensor(shape: inputShape)
+        let (_, _, h, w) = dx.nchw
+        let (n, c, ho, wo) = dy.nchw
+        let pdx = dx.pointer, pdy = dy.pointer
+        argmax.withUnsafeBufferPointer { idx in
+            Parallel.forRange(n * c, grain: 4) { r in
+                for plane in r {
+                    for i in 0 ..< ho * wo { pdx[plane * h * w + Int(idx[plane * ho * wo + i])] += pdy[plane * ho * wo + i] }
+                }
+            }
+        }
+        argmax = []
+        return dx
+    }
+}
+
+/// Average pooling over windows (PyTorch's AvgPool2d, count_include_pad = true), or adaptive average pooling
+/// to a fixed output size (AdaptiveAvgPool2d: window i spans floor(i*H/out) ..< ceil((i+1)*H/out)).
+public final class AvgPool2d: Layer {
+    enum Mode { case window(kernel: Int, stride: Int, padding: Int), adaptive(h: Int, w: Int) }
+    let mode: Mode
+    private var inputShape: [Int] = []
+
+    public init(kernel: Int, stride: Int? = nil, padding: Int = 0) { mode = .window(kernel: kernel, stride: stride ?? kernel, padding: padding) }
+
+    /// AdaptiveAvgPool2d((h, w)).
+    public init(adaptive h: Int, _ w: Int) { mode = .adaptive(h: h, w: w) }
+
+    /// Window of output (oy, ox): input rows, columns, and the divisor.
+    func window(_ oy: Int, _ ox: Int, h: Int, w: Int, ho: Int, wo: Int) -> (Range<Int>, Range<Int>, Float) {
+        switch mode {
+        case .window(let k, let s, let p):
+            let y0 = oy * s - p, x0 = ox * s - p
+            return (max(0, y0) ..< min(h, y0 + k), max(0, x0) ..< min(w, x0 + k), Float(k * k))
+        case .adaptive:
+            let rows = (oy * h / ho) ..< ((oy + 1) * h + ho - 1) / ho, cols = (ox * w / wo) ..< ((ox + 1) * w + wo - 1) / wo
+            return (rows, cols, Float(rows.count * cols.count))
+        }
+    }
+
+    func outputSize(h: Int, w: Int) -> (Int, Int) {
+        switch mode {
+        case .window(let k, let s, let p): return ((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1)
+        case .adaptive(let oh, let ow): return (oh, ow)
+        }
+    }
+
+    public func forward(_ x: Tensor, _ ctx: Context) -> Tensor {
+        let (n, c, h, w) = x.nchw
+        let (ho, wo) = outputSize(h: h, w: w)
+        let y = Tensor(uninitialized: [n, c, ho, wo])
+        let px = x.pointer, py = y.pointer
+        Parallel.forRange(n * c, grain: 4) { r in
+            for plane in r {
+                let src = px + plane * h * w
+                for oy in 0 ..< ho {
+                    for ox in 0 ..< wo {
+                        let (rows, cols, divisor) = self.window(oy, ox, h: h, w: w, ho: ho, wo: wo)
+                        var s: Float = 0
+                        for yy in rows { for xx in cols { s += src[yy * w + xx] } }
+                        py[plane * ho * wo + oy * wo + ox] = s / divisor
+                    }
+                }
+            }
+        }
+        inputShape = x.shape
+        return y
+    }
+
+    public func backward(_ dy: Tensor, _ ctx: Context) -> Tensor {
+        let dx = Tensor(shape: inputShape)
+        let (_, _, h, w) = dx.nchw
+        let (n, c, ho, wo) = dy.nchw
+        let pdx = dx.pointer, pdy = dy.pointer
+        Parallel.forRange(n * c, grain: 4) { r in
+            for plane in r {
+                let dst = pdx + plane * h * w
+                for oy in 0 ..< ho {
+                    for ox in 0 ..< wo {
+                        let (rows, cols, divisor) = self.window(oy, ox, h: h, w: w, ho: ho, wo: wo)
+                        let g = pdy[plane * ho * wo + oy * wo + ox] / divisor
+                        for yy in rows { for xx in cols { dst[yy * w + xx] += g } }
+                    }
+                }
+            }
+        }
+        return dx
+    }
+}

@@ -1,0 +1,169 @@
+import Foundation
+import NN
+import Seeded
+import Testing
+
+typealias A4 = Reference.Array4
+
+/// Reference input as NCHW.
+func nchw(_ v: [Double], _ s: [Int]) -> A4 { A4(n: s[0], c: s[1], h: s[2], w: s[3], v: v) }
+
+func convCase(_ name: String, n: Int = 2, c: Int, h: Int, w: Int, o: Int, k: Int, s: Int = 1, p: Int = 0, d: Int = 1, g: Int = 1, bias: Bool = true) -> LayerCase {
+    LayerCase(name: name, inputShape: [n, c, h, w], training: true,
+              make: { Conv2d($0, "conv", in: c, out: o, kernel: k, stride: s, padding: p, dilation: d, groups: g, bias: bias) },
+              reference: { x, q in Reference.conv2d(nchw(x, [n, c, h, w]), weight: q["conv.weight"]!, bias: q["conv.bias"] ?? [],
+                                                   out: o, kernel: k, stride: s, padding: p, dilation: d, groups: g).v })
+}
+
+struct LayerGradientTests {
+    static let cases: [LayerCase] = [
+        convCase("conv 3x3 s1 p1", c: 3, h: 6, w: 5, o: 4, k: 3, p: 1),
+        convCase("conv 3x3 s2 p1 no bias", c: 3, h: 7, w: 6, o: 4, k: 3, s: 2, p: 1, bias: false),
+        convCase("conv 1x1 batch 1", n: 1, c: 4, h: 3, w: 4, o: 5, k: 1),
+        convCase("conv 1x1 s2 (downsample)", c: 4, h: 5, w: 5, o: 6, k: 1, s: 2, bias: false),
+        convCase("conv 3x3 dilation 2", c: 2, h: 7, w: 7, o: 3, k: 3, p: 2, d: 2),
+        convCase("conv groups 2", c: 4, h: 5, w: 4, o: 6, k: 3, p: 1, g: 2),
+        convCase("depthwise 3x3 s1", c: 4, h: 5, w: 6, o: 4, k: 3, p: 1, g: 4),
+        convCase("depthwise 3x3 s2 multiplier 2", c: 3, h: 7, w: 6, o: 6, k: 3, s: 2, p: 1, g: 3, bias: false),
+        convCase("conv 7x7 s2 p3 (stem)", n: 1, c: 3, h: 9, w: 8, o: 2, k: 7, s: 2, p: 3),
+        LayerCase(name: "batchnorm train", inputShape: [3, 4, 3, 2], training: true,
+                  make: { BatchNorm2d($0, "bn", channels: 4) },
+                  reference: { x, q in Reference.batchNorm(nchw(x, [3, 4, 3, 2]), gamma: q["bn.weight"]!, beta: q["bn.bias"]!, running: nil).v }),
+        LayerCase(name: "batchnorm eval", inputShape: [2, 3, 2, 2], training: false,
+                  make: { BatchNorm2d($0, "bn", channels: 3) },
+                  reference: { x, q in Reference.batchNorm(nchw(x, [2, 3, 2, 2]), gamma: q["bn.weight"]!, beta: q["bn.bias"]!,
+                                                           running: (q["bn.running_mean"]!, q["bn.running_var"]!)).v }),
+        LayerCase(name: "relu", inputShape: [2, 3, 4, 4], training: true, make: { _ in ReLU() }, reference: { x, _ in x.map { max(0, $0) } }),
+        LayerCase(name: "relu6", inputShape: [2, 3, 4, 4], training: true, make: { _ in ReLU.six() },
+                  reference: { x, _ in x.map { min(6, max(0, $0)) } }, inputScale: 9),
+        LayerCase(name: "maxpool 3x3 s2 p1", inputShape: [2, 2, 7, 6], training: true, make: { _ in MaxPool2d(kernel: 3, stride: 2, padding: 1) },
+                  reference: { x, _ in Reference.pool(nchw(x, [2, 2, 7, 6]), max: true, kernel: 3, stride: 2, padding: 1).v }),
+        LayerCase(name: "avgpool 2x2", inputShape: [2, 2, 6, 5], training: true, make: { _ in AvgPool2d(kernel: 2) },
+                  reference: { x, _ in Reference.pool(nchw(x, [2, 2, 6, 5]), max: false, kernel: 2, stride: 2, padding: 0).v }),
+        LayerCase(name: "avgpool 3x3 s2 p1", inputShape: [1, 2, 6, 7], training: true, make: { _ in AvgPool2d(kernel: 3, stride: 2, padding: 1) },
+                  reference: { x, _ in Reference.pool(nchw(x, [1, 2, 6, 7]), max: false, kernel: 3, stride: 2, padding: 1).v }),
+        LayerCase(name: "adaptive avgpool 5x7 to 2x3", inputShape: [2, 3, 5, 7], training: true, make: { _ in AvgPool2d(adaptive: 2, 3) },
+                  reference: { x, _ in Reference.adaptiveAverage(nchw(x, [2, 3, 5, 7]), h: 2, w: 3).v }),
+        LayerCase(name: "adaptive avgpool to 1x1", inputShape: [2, 4, 3, 3], training: true, make: { _ in AvgPool2d(adaptive: 1, 1) },
+                  reference: { x, _ in Reference.adaptiveAverage(nchw(x, [2, 4, 3, 3]), h: 1, w: 1).v }),
+        LayerCase(name: "linear", inputShape: [3, 5], training: true, make: { Linear($0, "fc", in: 5, out: 4) },
+                  reference: { x, q in Reference.linear(x, n: 3, weight: q["fc.weight"]!, bias: q["fc.bias"]!, in: 5, out: 4) }),
+        LayerCase(name: "flatten then linear", inputShape: [2, 2, 2, 3], training: true,
+                  make: { Sequential([Flatten(), Linear($0, "fc", in: 12, out: 3)]) },
+                  reference: { x, q in Reference.linear(x, n: 2, weight: q["fc.weight"]!, bias: q["fc.bias"]!, in: 12, out: 3) }),
+        LayerCase(name: "conv, batchnorm, relu chain", inputShape: [2, 2, 5, 5], training: true,
+                  make: { Sequential([Conv2d($0, "c", in: 2, out: 3, kernel: 3, padding: 1, bias: false), BatchNorm2d($0, "bn", channels: 3), ReLU()]) },
+                  reference: { x, q in
+                      let c = Reference.conv2d(nchw(x, [2, 2, 5, 5]), weight: q["c.weight"]!, bias: [], out: 3, kernel: 3, stride: 1, padding: 1, dilation: 1, groups: 1)
+                      return Reference.batchNorm(c, gamma: q["bn.weight"]!, beta: q["bn.bias"]!, running: nil).v.map { max(0, $0) }
+                  }),
+    ]
+
+    @Test(arguments: cases)
+    func gradientsMatchFiniteDifferences(_ c: LayerCase) throws {
+        try GradientCheck.run(c)
+    }
+}
+
+struct LossTests {
+    static func reference(_ z: [Double], n: Int, k: Int, targets: [Int], w: [Double], e: Double) -> Double {
+        var total = 0.0, norm = 0.0
+        for i in 0 ..< n {
+            let row = Array(z[i * k ..< (i + 1) * k])
+            let logZ = log(row.map { exp($0) }.reduce(0, +))
+            let nll = (0 ..< k).map { logZ - row[$0] }
+            total += (1 - e) * w[targets[i]] * nll[targets[i]] + e / Double(k) * (0 ..< k).reduce(0) { $0 + w[$1] * nll[$1] }
+            norm += w[targets[i]]
+        }
+        return total / norm
+    }
+
+    @Test(arguments: [(0.0, false), (0.1, false), (0.0, true), (0.2, true)])
+    func crossEntropyValueAndGradient(smoothing: Double, weighted: Bool) {
+        var rng = SplitMix64(seed: 3)
+        let (n, k) = (4, 5)
+        let z = (0 ..< n * k).map { _ in Double.random(in: -3 ... 3, using: &rng) }
+        let targets = [0, 3, 4, 3]
+        let w: [Double] = weighted ? [1, 2, 0.5, 1.5, 3] : [1, 1, 1, 1, 1]
+        let result = CrossEntropy.compute(logits: Tensor(shape: [n, k], values: z.map(Float.init)), targets: targets,
+                                          weights: weighted ? w.map(Float.init) : nil, labelSmoothing: Float(smoothing))
+        #expect(abs(Double(result.loss) - Self.reference(z, n: n, k: k, targets: targets, w: w, e: smoothing)) < 1e-5)
+        for i in 0 ..< n * k {
+            var up = z, down = z
+            up[i] += 1e-5; down[i] -= 1e-5
+            let numeric = (Self.reference(up, n: n, k: k, targets: targets, w: w, e: smoothing) - Self.reference(down, n: n, k: k, targets: targets, w: w, e: smoothing)) / 2e-5
+            #expect(abs(Double(result.gradient.pointer[i]) - numeric) < 1e-5)
+        }
+    }
+
+    /// Hand-computed: logits (0, 0) target 0 gives log 2; logits (ln 3, 0) target 1 gives log 4.
+    @Test func crossEntropyHandValues() {
+        let r = CrossEntropy.compute(logits: Tensor(shape: [2, 2], values: [0, 0, Float(log(3.0)), 0]), targets: [0, 1])
+        #expect(abs(r.loss - Float((log(2.0) + log(4.0)) / 2)) < 1e-6)
+        #expect(abs(r.gradient.pointer[0] - (-0.25)) < 1e-6 && abs(r.gradient.pointer[3] - (-0.375)) < 1e-6)
+    }
+
+    @Test func ordinalCumulativeBCE() {
+        var rng = SplitMix64(seed: 5)
+        let z = (0 ..< 3 * 5).map { _ in Double.random(in: -2 ... 2, using: &rng) }
+        let targets = [0, 3, 5]
+        func loss(_ z: [Double]) -> Double {
+            var t = 0.0
+            for i in 0 ..< 3 { for j in 0 ..< 5 {
+                let p = 1 / (1 + exp(-z[i * 5 + j])), y: Double = targets[i] > j ? 1 : 0
+                t -= y * log(p) + (1 - y) * log(1 - p)
+            } }
+            return t / 15
+        }
+        let r = OrdinalLoss.cumulativeBCE(logits: Tensor(shape: [3, 5], values: z.map(Float.init)), targets: targets)
+        #expect(abs(Double(r.loss) - loss(z)) < 1e-5)
+        for i in 0 ..< 15 {
+            var up = z, down = z
+            up[i] += 1e-5; down[i] -= 1e-5
+            #expect(abs(Double(r.gradient.pointer[i]) - (loss(up) - loss(down)) / 2e-5) < 1e-5)
+        }
+        #expect(OrdinalLoss.cumulativePrediction(logits: Tensor(shape: [2, 3], values: [5, 1, -2, -1, -3, -4])) == [2, 0])
+        let mse = OrdinalLoss.meanSquared(outputs: Tensor(shape: [2, 1], values: [1.5, 3]), targets: [1, 4])
+        #expect(abs(mse.loss - 0.625) < 1e-6 && mse.gradient.array == [0.5, -1])
+    }
+}
+
+struct ModeTests {
+    @Test func dropoutScalesKeptUnitsAndDropsAboutP() {
+        let ctx = Context(training: true, seed: 11)
+        let x = Tensor(shape: [1, 100_000], values: [Float](repeating: 1, count: 100_000))
+        let layer = Dropout(p: 0.3)
+        let y = layer.forward(x, ctx)
+        let kept = y.array.filter { $0 != 0 }
+        #expect(kept.allSatisfy { abs($0 - 1 / 0.7) < 1e-6 })
+        #expect(abs(Double(kept.count) / 100_000 - 0.7) < 0.01)
+        let dx = layer.backward(Tensor(shape: [1, 100_000], values: [Float](repeating: 2, count: 100_000)), ctx)
+        #expect(zip(dx.array, y.array).allSatisfy { $0 == 2 * $1 })
+        #expect(Dropout(p: 0.3).forward(x, Context(training: false)).array == x.array)   // evaluation: identity
+    }
+
+    @Test func dropout2dDropsWholeChannels() {
+        let ctx = Context(training: true, seed: 2)
+        let x = Tensor(shape: [4, 50, 3, 3], values: [Float](repeating: 1, count: 1800))
+        let y = Dropout(p: 0.2, channels: true).forward(x, ctx)
+        for plane in 0 ..< 200 {
+            let values = Set(y.array[plane * 9 ..< plane * 9 + 9])
+            #expect(values == [0] || values == [1.25])
+        }
+    }
+
+    /// Running statistics follow PyTorch: momentum 0.1 and the unbiased batch variance; eval uses them.
+    @Test func batchNormRunningStatistics() {
+        let store = ParameterStore()
+        let bn = BatchNorm2d(store, "bn", channels: 1)
+        store.finalize(seed: 0)
+        let values: [Float] = [1, 2, 3, 4, 5, 6]   // mean 3.5, biased var 17.5/6, unbiased 3.5
+        _ = bn.forward(Tensor(shape: [2, 1, 1, 3], values: values), Context(training: true))
+        #expect(abs(store.buffers[0] - 0.35) < 1e-6)
+        #expect(abs(store.buffers[1] - (0.9 + 0.1 * 3.5)) < 1e-6)
+        #expect(store.counters[store.entry("bn.num_batches_tracked")!.offset] == 1)
+        let y = bn.forward(Tensor(shape: [1, 1, 1, 1], values: [0.35]), Context(training: false))
+        #expect(abs(y.pointer[0]) < 1e-6)
+        #expect(store.counters[0] == 1)   // evaluation does not count batches
+    }
+}
