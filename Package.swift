@@ -52,7 +52,7 @@ let package = Package(
                 swiftSettings: strict),
 
         // Command-line pieces the executables share (output, JSON lines, reports).
-        .target(name: "GigapatchCLI", dependencies: ["SlideIO"], swiftSettings: strict),
+        .target(name: "GigapatchCLI", dependencies: ["SlideIO", "CBLAS"], swiftSettings: strict),
 
         // Executables: argument parsing only.
         .executableTarget(name: "gigapatch-inspect",
@@ -76,7 +76,7 @@ let package = Package(
                           swiftSettings: strict),
 
         .executableTarget(name: "gigapatch-bench",
-                          dependencies: ["SlideIO", "PatchIndex", "GigapatchCLI",
+                          dependencies: ["SlideIO", "PatchIndex", "GigapatchCLI", "NN", "Seeded",
                                          .product(name: "GRDB", package: "GRDB.swift"),
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: strict),

@@ -6,12 +6,11 @@ import PatchIndex
 import SlideIO
 
 /// `gigapatch-bench`: measures Gigapatch's engines; prints one JSON line per measurement.
-@main
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gigapatch-bench",
         abstract: "Time Gigapatch's engines (release builds only give meaningful numbers).",
-        subcommands: [ReadPatches.self])
+        subcommands: [TrainBench.self, InferBench.self, ReadPatches.self])
 }
 
 /// Reads every indexed patch of a tiling back from its slides, as the trainer will, and reports patches per second.

@@ -1,0 +1,81 @@
+import ArgumentParser
+import Foundation
+import GigapatchCLI
+import NN
+import Seeded
+
+/// Times training steps (forward, backward, AdamW update) or inference of a backbone on random images.
+struct EngineBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "engine", abstract: "Time training steps or inference of a backbone (use the train/infer shortcuts).")
+
+    @Argument(help: "train or infer") var mode: String
+    @Option(help: "Backbone: \(Model.backbones.joined(separator: ", ")).") var model: String = "resnet18"
+    @Option(help: "Image side in pixels.") var size: Int = 128
+    @Option(help: "Batch size.") var batch: Int = 16
+    @Option(help: "Timed steps.") var steps: Int = 20
+    @Option(help: "Warm-up steps (not timed).") var warmup: Int = 3
+    @Option(help: "Output size of the backbone (classes for this benchmark).") var outputs: Int = 1000
+    @Option(help: "Threads (OpenBLAS and Gigapatch loops); default: cores.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    func run() throws {
+        guard mode == "train" || mode == "infer" else { throw ValidationError("mode must be train or infer") }
+        guard let net = Model.backbone(model, outputs: outputs, seed: 1) else { throw ValidationError("unknown model \(model)") }
+        BLAS.configure()
+        Parallel.threads = threads
+        var rng = SplitMix64(seed: 3)
+        let x = Tensor(shape: [batch, 3, size, size], values: (0 ..< batch * 3 * size * size).map { _ in Float.random(in: -1 ... 1, using: &rng) })
+        let targets = (0 ..< batch).map { $0 % outputs }
+        let optimizer = Optimizer(.adamW(), store: net.store, learningRate: 1e-4, weightDecay: 1e-2)
+        let ctx = Context(training: mode == "train")
+        func step() {
+            if mode == "train" {
+                net.store.zeroGradients()
+                let loss = CrossEntropy.compute(logits: net.forward(x, ctx), targets: targets)
+                net.backward(loss.gradient, ctx)
+                optimizer.step()
+            } else {
+                _ = net.forward(x, ctx)
+            }
+        }
+        for _ in 0 ..< warmup { step() }
+        let start = Date()
+        for _ in 0 ..< steps { step() }
+        let seconds = Date().timeIntervalSince(start)
+        let line: [String: Any] = ["model": model, "mode": mode, "size": size, "batch": batch, "threads": threads, "steps": steps,
+                                   "images_per_s": Double(batch * steps) / seconds, "seconds_per_step": seconds / Double(steps),
+                                   "peak_rss_mb": Double(peakResidentKiB()) / 1024, "blas_core": BLAS.coreName]
+        print(String(decoding: try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys]), as: UTF8.self))
+    }
+}
+
+/// `gigapatch-bench train ...`: a training step is forward, backward and an AdamW update.
+struct TrainBench: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "train", abstract: "Time training steps (forward, backward, AdamW).")
+    @OptionGroup var options: EngineOptions
+    func run() throws { try options.bench(mode: "train") }
+}
+
+/// `gigapatch-bench infer ...`: forward passes in evaluation mode.
+struct InferBench: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "infer", abstract: "Time inference (forward in evaluation mode).")
+    @OptionGroup var options: EngineOptions
+    func run() throws { try options.bench(mode: "infer") }
+}
+
+struct EngineOptions: ParsableArguments {
+    @Option(help: "Backbone: \(Model.backbones.joined(separator: ", ")).") var model: String = "resnet18"
+    @Option(help: "Image side in pixels.") var size: Int = 128
+    @Option(help: "Batch size.") var batch: Int = 16
+    @Option(help: "Timed steps.") var steps: Int = 20
+    @Option(help: "Warm-up steps (not timed).") var warmup: Int = 3
+    @Option(help: "Output size (classes).") var outputs: Int = 1000
+    @Option(help: "Threads; default: cores.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    func bench(mode: String) throws {
+        var b = EngineBench()
+        b.mode = mode
+        b.model = model; b.size = size; b.batch = batch; b.steps = steps; b.warmup = warmup; b.outputs = outputs; b.threads = threads
+        try b.run()
+    }
+}
