@@ -91,7 +91,7 @@ let package = Package(
         .testTarget(name: "IngestTests", dependencies: ["Ingest", "PatchIndex", "Manifests", "SlideIO", "Tissue", "UltraMNIST", "TestSupport",
                                                         .product(name: "GRDB", package: "GRDB.swift")],
                     swiftSettings: strict),
-        .testTarget(name: "NNTests", dependencies: ["NN", "Seeded"], swiftSettings: strict),
+        .testTarget(name: "NNTests", dependencies: ["NN", "Seeded"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(name: "TissueTests", dependencies: ["Tissue", "SlideIO", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "ManifestsTests", dependencies: ["Manifests"], swiftSettings: strict),
         .testTarget(name: "GigapatchCLITests", dependencies: ["GigapatchCLI", "SlideIO", "TestSupport"],

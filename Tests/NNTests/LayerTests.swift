@@ -33,6 +33,25 @@ struct LayerGradientTests {
                   make: { BatchNorm2d($0, "bn", channels: 3) },
                   reference: { x, q in Reference.batchNorm(nchw(x, [2, 3, 2, 2]), gamma: q["bn.weight"]!, beta: q["bn.bias"]!,
                                                            running: (q["bn.running_mean"]!, q["bn.running_var"]!)).v }),
+        LayerCase(name: "batchnorm + relu fused, train", inputShape: [3, 4, 3, 2], training: true,
+                  make: { BatchNorm2d($0, "bn", channels: 4, activation: .relu) },
+                  reference: { x, q in Reference.batchNorm(nchw(x, [3, 4, 3, 2]), gamma: q["bn.weight"]!, beta: q["bn.bias"]!, running: nil).v.map { max(0, $0) } }),
+        LayerCase(name: "batchnorm + relu6 fused, eval", inputShape: [2, 3, 4, 4], training: false,
+                  make: { BatchNorm2d($0, "bn", channels: 3, activation: .relu6) },
+                  reference: { x, q in Reference.batchNorm(nchw(x, [2, 3, 4, 4]), gamma: q["bn.weight"]!, beta: q["bn.bias"]!,
+                                                           running: (q["bn.running_mean"]!, q["bn.running_var"]!)).v.map { min(6, max(0, $0)) } },
+                  inputScale: 8),
+        LayerCase(name: "residual block with downsample and fused relu", inputShape: [2, 3, 6, 6], training: true,
+                  make: { s in Residual(main: Sequential([Conv2d(s, "a", in: 3, out: 4, kernel: 3, stride: 2, padding: 1, bias: false),
+                                                          BatchNorm2d(s, "bn", channels: 4)]),
+                                        shortcut: Conv2d(s, "down", in: 3, out: 4, kernel: 1, stride: 2, bias: false), relu: true) },
+                  reference: { x, q in
+                      let xi = nchw(x, [2, 3, 6, 6])
+                      let a = Reference.batchNorm(Reference.conv2d(xi, weight: q["a.weight"]!, bias: [], out: 4, kernel: 3, stride: 2, padding: 1, dilation: 1, groups: 1),
+                                                  gamma: q["bn.weight"]!, beta: q["bn.bias"]!, running: nil)
+                      let d = Reference.conv2d(xi, weight: q["down.weight"]!, bias: [], out: 4, kernel: 1, stride: 2, padding: 0, dilation: 1, groups: 1)
+                      return zip(a.v, d.v).map { max(0, $0 + $1) }
+                  }),
         LayerCase(name: "relu", inputShape: [2, 3, 4, 4], training: true, make: { _ in ReLU() }, reference: { x, _ in x.map { max(0, $0) } }),
         LayerCase(name: "relu6", inputShape: [2, 3, 4, 4], training: true, make: { _ in ReLU.six() },
                   reference: { x, _ in x.map { min(6, max(0, $0)) } }, inputScale: 9),

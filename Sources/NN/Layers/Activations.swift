@@ -11,7 +11,9 @@ public final class ReLU: Layer {
     public func forward(_ x: Tensor, _ ctx: Context) -> Tensor {
         let y = Tensor(uninitialized: x.shape)
         let (px, py, cap) = (x.pointer, y.pointer, cap)
-        Parallel.forRange(x.count, grain: 1 << 15) { r in for i in r { py[i] = min(max(px[i], 0), cap) } }
+        Parallel.forRange(x.count, grain: 1 << 15) { r in
+            SIMDLoop.map(px, py, r) { v in v.clamped(lowerBound: .zero, upperBound: SIMD16(repeating: cap)) }
+        }
         output = ctx.recordForBackward ? y : nil
         return y
     }
@@ -21,7 +23,12 @@ public final class ReLU: Layer {
         guard let y = output else { preconditionFailure("ReLU.backward without a recorded forward") }
         let dx = Tensor(uninitialized: dy.shape)
         let (py, pdy, pdx, cap) = (y.pointer, dy.pointer, dx.pointer, cap)
-        Parallel.forRange(dy.count, grain: 1 << 15) { r in for i in r { pdx[i] = py[i] > 0 && py[i] < cap ? pdy[i] : 0 } }
+        Parallel.forRange(dy.count, grain: 1 << 15) { r in
+            SIMDLoop.zip(py, pdy, pdx, r) { y, d in
+                let open = (y .> 0) .& (y .< SIMD16(repeating: cap))
+                return SIMD16<Float>.zero.replacing(with: d, where: open)
+            }
+        }
         output = nil
         return dx
     }

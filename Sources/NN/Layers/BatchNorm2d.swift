@@ -3,7 +3,11 @@
 /// Training: normalise with the batch mean and biased variance; update running_mean and running_var
 /// (the unbiased variance) with momentum 0.1; count num_batches_tracked. Evaluation: use the running statistics.
 public final class BatchNorm2d: Layer {
+    /// An activation applied in the same pass (ResNet's BatchNorm then ReLU, MobileNet's BatchNorm then ReLU6).
+    public enum Activation: Sendable { case none, relu, relu6 }
+
     public let channels: Int
+    public let activation: Activation
     public let eps: Float
     public let momentum: Float
     unowned let store: ParameterStore
@@ -12,9 +16,11 @@ public final class BatchNorm2d: Layer {
     private var invStd: [Float] = []
     private var trainingForward = true
 
-    public init(_ store: ParameterStore, _ name: String, channels: Int, eps: Float = 1e-5, momentum: Float = 0.1) {
+    public init(_ store: ParameterStore, _ name: String, channels: Int, eps: Float = 1e-5, momentum: Float = 0.1,
+                activation: Activation = .none) {
         self.store = store
         self.channels = channels
+        self.activation = activation
         self.eps = eps
         self.momentum = momentum
         weight = store.declare("\(name).weight", shape: [channels], initializer: .ones)
@@ -34,6 +40,7 @@ public final class BatchNorm2d: Layer {
         let px = x.pointer, py = y.pointer, pxh = xhat?.pointer
         let gamma = store.value(weight), beta = store.value(bias), rm = store.buffer(runningMean), rv = store.buffer(runningVar)
         let training = ctx.training, eps = eps, momentum = momentum
+        let (lo, hi): (Float, Float) = activation == .none ? (-.infinity, .infinity) : (0, activation == .relu6 ? 6 : .infinity)
         inv.withUnsafeMutableBufferPointer { inv in
             Parallel.forRange(c, grain: 1) { r in
                 for ch in r {
@@ -41,9 +48,7 @@ public final class BatchNorm2d: Layer {
                     if training {
                         var s: Double = 0, sq: Double = 0
                         for b in 0 ..< n {
-                            let base = px + (b * c + ch) * p
-                            var s1: Float = 0, s2: Float = 0
-                            for i in 0 ..< p { s1 += base[i]; s2 += base[i] * base[i] }
+                            let (s1, s2) = BatchNormKernels.moments(px + (b * c + ch) * p, p)
                             s += Double(s1); sq += Double(s2)
                         }
                         let mu = s / Double(m)
@@ -61,11 +66,7 @@ public final class BatchNorm2d: Layer {
                     let g = gamma[ch], bb = beta[ch]
                     for b in 0 ..< n {
                         let off = (b * c + ch) * p
-                        if let pxh {
-                            for i in 0 ..< p { let v = (px[off + i] - mean) * istd; pxh[off + i] = v; py[off + i] = v * g + bb }
-                        } else {
-                            for i in 0 ..< p { py[off + i] = (px[off + i] - mean) * istd * g + bb }
-                        }
+                        BatchNormKernels.normalize(px + off, pxh.map { $0 + off }, py + off, p, mean: mean, istd: istd, gamma: g, beta: bb, lo: lo, hi: hi)
                     }
                 }
             }
@@ -83,27 +84,26 @@ public final class BatchNorm2d: Layer {
         let p = h * w, m = Float(n * p)
         let dx = Tensor(uninitialized: dy.shape)
         let pdy = dy.pointer, pdx = dx.pointer, pxh = xhat.pointer
-        let gamma = store.value(weight), dgamma = store.gradient(weight), dbeta = store.gradient(bias)
+        let gamma = store.value(weight), beta = store.value(bias), dgamma = store.gradient(weight), dbeta = store.gradient(bias)
         let training = trainingForward
+        let (lo, hi): (Float, Float) = activation == .none ? (-.infinity, .infinity) : (0, activation == .relu6 ? 6 : .infinity)
         invStd.withUnsafeBufferPointer { inv in
             Parallel.forRange(c, grain: 1) { r in
                 for ch in r {
+                    let g = gamma[ch], bb = beta[ch]
                     var sdy: Float = 0, sdyx: Float = 0
                     for b in 0 ..< n {
-                        let off = (b * c + ch) * p
-                        for i in 0 ..< p { sdy += pdy[off + i]; sdyx += pdy[off + i] * pxh[off + i] }
+                        let (s1, s2) = BatchNormKernels.gatedSums(pdy + (b * c + ch) * p, pxh + (b * c + ch) * p, p, gamma: g, beta: bb, lo: lo, hi: hi)
+                        sdy += s1; sdyx += s2
                     }
                     dgamma[ch] += sdyx
                     dbeta[ch] += sdy
-                    let k = gamma[ch] * inv[ch]
+                    // dx = gamma * istd / m * (m * dy - sum(dy) - xhat * sum(dy * xhat)); in evaluation, gamma * istd * dy.
+                    let k = g * inv[ch], meanDy = training ? sdy / m : 0, meanDyx = training ? sdyx / m : 0
                     for b in 0 ..< n {
                         let off = (b * c + ch) * p
-                        if training {
-                            // dx = gamma * istd / m * (m * dy - sum(dy) - xhat * sum(dy * xhat))
-                            for i in 0 ..< p { pdx[off + i] = k * (pdy[off + i] - sdy / m - pxh[off + i] * sdyx / m) }
-                        } else {
-                            for i in 0 ..< p { pdx[off + i] = k * pdy[off + i] }
-                        }
+                        BatchNormKernels.inputGradient(pdy + off, pxh + off, pdx + off, p, k: k, meanDy: meanDy, meanDyx: meanDyx,
+                                                       gamma: g, beta: bb, lo: lo, hi: hi)
                     }
                 }
             }

@@ -58,7 +58,7 @@ public enum Elementwise {
         precondition(a.shape == b.shape, "add: shapes \(a.shape) and \(b.shape) differ")
         let out = Tensor(uninitialized: a.shape)
         let (pa, pb, po) = (a.pointer, b.pointer, out.pointer)
-        Parallel.forRange(a.count, grain: 1 << 15) { r in for i in r { po[i] = pa[i] + pb[i] } }
+        Parallel.forRange(a.count, grain: 1 << 15) { r in SIMDLoop.zip(pa, pb, po, r) { $0 + $1 } }
         return out
     }
 
@@ -66,6 +66,6 @@ public enum Elementwise {
     public static func accumulate(_ a: Tensor, _ b: Tensor) {
         precondition(a.shape == b.shape)
         let (pa, pb) = (a.pointer, b.pointer)
-        Parallel.forRange(a.count, grain: 1 << 15) { r in for i in r { pa[i] += pb[i] } }
+        Parallel.forRange(a.count, grain: 1 << 15) { r in SIMDLoop.zip(pa, pb, pa, r) { $0 + $1 } }
     }
 }

@@ -46,27 +46,27 @@ enum ResNet {
     }
 
     static func basic(_ s: ParameterStore, _ name: String, _ i: Int, _ o: Int, stride: Int) -> Layer {
-        let main = Sequential([conv(s, "\(name).conv1", i, o, k: 3, stride: stride), BatchNorm2d(s, "\(name).bn1", channels: o), ReLU(),
+        let main = Sequential([conv(s, "\(name).conv1", i, o, k: 3, stride: stride), BatchNorm2d(s, "\(name).bn1", channels: o, activation: .relu),
                                conv(s, "\(name).conv2", o, o, k: 3), BatchNorm2d(s, "\(name).bn2", channels: o)])
         let down = stride != 1 || i != o
             ? Sequential([conv(s, "\(name).downsample.0", i, o, k: 1, stride: stride), BatchNorm2d(s, "\(name).downsample.1", channels: o)]) : nil
-        return Residual(main: main, shortcut: down, post: ReLU())
+        return Residual(main: main, shortcut: down, relu: true)
     }
 
     /// Bottleneck (ResNet v1.5: the stride is on the 3x3 convolution), expansion 4.
     static func bottleneck(_ s: ParameterStore, _ name: String, _ i: Int, _ width: Int, stride: Int) -> Layer {
         let o = width * 4
-        let main = Sequential([conv(s, "\(name).conv1", i, width, k: 1), BatchNorm2d(s, "\(name).bn1", channels: width), ReLU(),
-                               conv(s, "\(name).conv2", width, width, k: 3, stride: stride), BatchNorm2d(s, "\(name).bn2", channels: width), ReLU(),
+        let main = Sequential([conv(s, "\(name).conv1", i, width, k: 1), BatchNorm2d(s, "\(name).bn1", channels: width, activation: .relu),
+                               conv(s, "\(name).conv2", width, width, k: 3, stride: stride), BatchNorm2d(s, "\(name).bn2", channels: width, activation: .relu),
                                conv(s, "\(name).conv3", width, o, k: 1), BatchNorm2d(s, "\(name).bn3", channels: o)])
         let down = stride != 1 || i != o
             ? Sequential([conv(s, "\(name).downsample.0", i, o, k: 1, stride: stride), BatchNorm2d(s, "\(name).downsample.1", channels: o)]) : nil
-        return Residual(main: main, shortcut: down, post: ReLU())
+        return Residual(main: main, shortcut: down, relu: true)
     }
 
     static func make(_ name: String, blocks: [Int], bottleneck isBottleneck: Bool, outputs: Int, seed: UInt64) -> Model {
         let s = ParameterStore()
-        var layers: [Layer] = [conv(s, "conv1", 3, 64, k: 7, stride: 2), BatchNorm2d(s, "bn1", channels: 64), ReLU(),
+        var layers: [Layer] = [conv(s, "conv1", 3, 64, k: 7, stride: 2), BatchNorm2d(s, "bn1", channels: 64, activation: .relu),
                                MaxPool2d(kernel: 3, stride: 2, padding: 1)]
         var channels = 64
         for (stage, count) in blocks.enumerated() {
@@ -94,7 +94,7 @@ enum ResNet {
     /// a 128 x 128 patch becomes 16 x 16 before pooling.
     static func tiny(outputs: Int, seed: UInt64) -> Model {
         let s = ParameterStore()
-        let layers: [Layer] = [conv(s, "conv1", 3, 32, k: 3, stride: 2), BatchNorm2d(s, "bn1", channels: 32), ReLU(),
+        let layers: [Layer] = [conv(s, "conv1", 3, 32, k: 3, stride: 2), BatchNorm2d(s, "bn1", channels: 32, activation: .relu),
                                basic(s, "layer1.0", 32, 32, stride: 1), basic(s, "layer2.0", 32, 64, stride: 2),
                                basic(s, "layer3.0", 64, 128, stride: 2),
                                AvgPool2d(adaptive: 1, 1), Flatten(), Linear(s, "fc", in: 128, out: outputs)]
@@ -107,7 +107,7 @@ enum MobileNetV2 {
     static func convBN(_ s: ParameterStore, _ name: String, _ i: Int, _ o: Int, k: Int, stride: Int = 1, groups: Int = 1, act: Bool = true) -> [Layer] {
         let conv = Conv2d(s, "\(name).0", in: i, out: o, kernel: k, stride: stride, padding: (k - 1) / 2, groups: groups, bias: false,
                           initializer: .normal(std: (2 / Float(o * k * k)).squareRoot()))
-        return [conv, BatchNorm2d(s, "\(name).1", channels: o)] + (act ? [ReLU.six()] : [])
+        return [conv, BatchNorm2d(s, "\(name).1", channels: o, activation: act ? .relu6 : .none)]
     }
 
     static func make(outputs: Int, seed: UInt64) -> Model {
