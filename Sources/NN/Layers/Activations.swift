@@ -12,7 +12,7 @@ public final class ReLU: Layer {
         let y = Tensor(uninitialized: x.shape)
         let (px, py, cap) = (x.pointer, y.pointer, cap)
         Parallel.forRange(x.count, grain: 1 << 15) { r in
-            SIMDLoop.map(px, py, r) { v in v.clamped(lowerBound: .zero, upperBound: SIMD16(repeating: cap)) }
+            SIMDLoop.map(px, py, r) { v in BatchNormKernels.clamp(v, .zero, SIMD8(repeating: cap)) }
         }
         output = ctx.recordForBackward ? y : nil
         return y
@@ -25,8 +25,8 @@ public final class ReLU: Layer {
         let (py, pdy, pdx, cap) = (y.pointer, dy.pointer, dx.pointer, cap)
         Parallel.forRange(dy.count, grain: 1 << 15) { r in
             SIMDLoop.zip(py, pdy, pdx, r) { y, d in
-                let open = (y .> 0) .& (y .< SIMD16(repeating: cap))
-                return SIMD16<Float>.zero.replacing(with: d, where: open)
+                let open = (y .> 0) .& (y .< SIMD8(repeating: cap))
+                return SIMD8<Float>.zero.replacing(with: d, where: open)
             }
         }
         output = nil

@@ -1,15 +1,21 @@
-/// BatchNorm's per-plane loops in 16-wide SIMD (the plane is one image's channel, `count` contiguous floats).
+/// BatchNorm's per-plane loops in 8-wide SIMD (one AVX register per vector, so constants stay in registers) (the plane is one image's channel, `count` contiguous floats).
 enum BatchNormKernels {
-    typealias V = SIMD16<Float>
+    typealias V = SIMD8<Float>
 
     @inline(__always) static func load(_ p: UnsafePointer<Float>) -> V { UnsafeRawPointer(p).loadUnaligned(as: V.self) }
     @inline(__always) static func store(_ v: V, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self) }
+
+    /// min(max(v, lo), hi) lane by lane, as compare-and-replace (inlines; the generic pointwise functions do not).
+    @inline(__always) static func clamp(_ v: V, _ lo: V, _ hi: V) -> V {
+        let low = v.replacing(with: lo, where: v .< lo)
+        return low.replacing(with: hi, where: low .> hi)
+    }
 
     /// Sum and sum of squares of x[0 ..< count].
     @inline(__always)
     static func moments(_ x: UnsafePointer<Float>, _ count: Int) -> (Float, Float) {
         var s = V(), q = V(), i = 0
-        while i + 16 <= count { let v = load(x + i); s += v; q += v * v; i += 16 }
+        while i + 8 <= count { let v = load(x + i); s += v; q += v * v; i += 8 }
         var s1 = s.sum(), s2 = q.sum()
         while i < count { s1 += x[i]; s2 += x[i] * x[i]; i += 1 }
         return (s1, s2)
@@ -22,11 +28,18 @@ enum BatchNormKernels {
         let vm = V(repeating: mean), vi = V(repeating: istd), vg = V(repeating: gamma), vb = V(repeating: beta)
         let vlo = V(repeating: lo), vhi = V(repeating: hi)
         var i = 0
-        while i + 16 <= count {
-            let v = (load(x + i) - vm) * vi
-            if let xhat { store(v, xhat + i) }
-            store((v * vg + vb).clamped(lowerBound: vlo, upperBound: vhi), y + i)
-            i += 16
+        if let xhat {
+            while i + 8 <= count {
+                let v = (load(x + i) - vm) * vi
+                store(v, xhat + i)
+                store(clamp(v * vg + vb, vlo, vhi), y + i)
+                i += 8
+            }
+        } else {
+            while i + 8 <= count {
+                store(clamp((load(x + i) - vm) * vi * vg + vb, vlo, vhi), y + i)
+                i += 8
+            }
         }
         while i < count {
             let v = (x[i] - mean) * istd
@@ -42,11 +55,11 @@ enum BatchNormKernels {
                           gamma: Float, beta: Float, lo: Float, hi: Float) -> (Float, Float) {
         let vg = V(repeating: gamma), vb = V(repeating: beta), vlo = V(repeating: lo), vhi = V(repeating: hi)
         var s = V(), sx = V(), i = 0
-        while i + 16 <= count {
+        while i + 8 <= count {
             let xh = load(xhat + i), y = xh * vg + vb
             let d = V().replacing(with: load(dy + i), where: (y .> vlo) .& (y .< vhi))
             s += d; sx += d * xh
-            i += 16
+            i += 8
         }
         var s1 = s.sum(), s2 = sx.sum()
         while i < count {
@@ -65,11 +78,11 @@ enum BatchNormKernels {
         let vk = V(repeating: k), vm = V(repeating: meanDy), vmx = V(repeating: meanDyx)
         let vg = V(repeating: gamma), vb = V(repeating: beta), vlo = V(repeating: lo), vhi = V(repeating: hi)
         var i = 0
-        while i + 16 <= count {
+        while i + 8 <= count {
             let xh = load(xhat + i), y = xh * vg + vb
             let d = V().replacing(with: load(dy + i), where: (y .> vlo) .& (y .< vhi))
             store(vk * (d - vm - xh * vmx), dx + i)
-            i += 16
+            i += 8
         }
         while i < count {
             let y = xhat[i] * gamma + beta
