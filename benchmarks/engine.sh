@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Engine benchmark: Gigapatch against PyTorch CPU, same models, step (forward, cross-entropy, backward, AdamW) and
+# thread count, measured in the same run. Installs torch + torchvision into a virtual environment on first use.
+# Usage: benchmarks/engine.sh [STEPS]   (default 20 timed steps after 3 warm-up steps)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+steps="${1:-20}"
+threads="$(nproc)"
+venv="${GIGAPATCH_TORCH_VENV:-.build-torch-venv}"
+if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet torch torchvision safetensors
+fi
+swift build -c release --product gigapatch-bench >/dev/null
+bench=.build/release/gigapatch-bench
+echo "# $(date -u +%Y-%m-%d) $(uname -m), $threads cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); OPENBLAS_CORETYPE in environment: ${OPENBLAS_CORETYPE:-unset}"
+for config in "resnet18 16" "mobilenet_v2 16" "tiny 32"; do
+    set -- $config
+    for mode in train infer; do
+        $bench $mode --model "$1" --size 128 --batch "$2" --steps "$steps" --warmup 3 --threads "$threads"
+        "$venv/bin/python" benchmarks/pytorch_engine.py $mode "$1" 128 "$2" "$steps" 3 "$threads"
+    done
+done
