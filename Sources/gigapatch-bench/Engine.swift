@@ -4,22 +4,32 @@ import GigapatchCLI
 import NN
 import Seeded
 
-/// Times training steps (forward, backward, AdamW update) or inference of a backbone on random images.
-struct EngineBench: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "engine", abstract: "Time training steps or inference of a backbone (use the train/infer shortcuts).")
+/// `gigapatch-bench train ...`: a training step is forward, backward and an AdamW update.
+struct TrainBench: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "train", abstract: "Time training steps (forward, backward, AdamW).")
+    @OptionGroup var options: EngineOptions
+    func run() throws { try options.bench(mode: "train") }
+}
 
-    @Argument(help: "train or infer") var mode: String
+/// `gigapatch-bench infer ...`: forward passes in evaluation mode.
+struct InferBench: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "infer", abstract: "Time inference (forward in evaluation mode).")
+    @OptionGroup var options: EngineOptions
+    func run() throws { try options.bench(mode: "infer") }
+}
+
+/// Options shared by `train` and `infer`, and the timing loop: warm-up steps, then timed ones, one JSON line.
+struct EngineOptions: ParsableArguments {
     @Option(help: "Backbone: \(Model.backbones.joined(separator: ", ")).") var model: String = "resnet18"
     @Option(help: "Image side in pixels.") var size: Int = 128
     @Option(help: "Batch size.") var batch: Int = 16
     @Option(help: "Timed steps.") var steps: Int = 20
     @Option(help: "Warm-up steps (not timed).") var warmup: Int = 3
-    @Option(help: "Output size of the backbone (classes for this benchmark).") var outputs: Int = 1000
-    @Option(help: "Threads (OpenBLAS and Gigapatch loops); default: cores.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Output size (classes).") var outputs: Int = 1000
+    @Option(help: "Threads; default: cores.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
-    func run() throws {
-        guard mode == "train" || mode == "infer" else { throw ValidationError("mode must be train or infer") }
+    /// Times `steps` training steps (forward, cross-entropy, backward, AdamW) or inference passes on random images.
+    func bench(mode: String) throws {
         guard let net = Model.backbone(model, outputs: outputs, seed: 1) else { throw ValidationError("unknown model \(model)") }
         BLAS.configure()
         Parallel.threads = threads
@@ -46,36 +56,5 @@ struct EngineBench: ParsableCommand {
                                    "images_per_s": Double(batch * steps) / seconds, "seconds_per_step": seconds / Double(steps),
                                    "peak_rss_mb": Double(peakResidentKiB()) / 1024, "blas_core": BLAS.coreName]
         print(String(decoding: try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys]), as: UTF8.self))
-    }
-}
-
-/// `gigapatch-bench train ...`: a training step is forward, backward and an AdamW update.
-struct TrainBench: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "train", abstract: "Time training steps (forward, backward, AdamW).")
-    @OptionGroup var options: EngineOptions
-    func run() throws { try options.bench(mode: "train") }
-}
-
-/// `gigapatch-bench infer ...`: forward passes in evaluation mode.
-struct InferBench: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "infer", abstract: "Time inference (forward in evaluation mode).")
-    @OptionGroup var options: EngineOptions
-    func run() throws { try options.bench(mode: "infer") }
-}
-
-struct EngineOptions: ParsableArguments {
-    @Option(help: "Backbone: \(Model.backbones.joined(separator: ", ")).") var model: String = "resnet18"
-    @Option(help: "Image side in pixels.") var size: Int = 128
-    @Option(help: "Batch size.") var batch: Int = 16
-    @Option(help: "Timed steps.") var steps: Int = 20
-    @Option(help: "Warm-up steps (not timed).") var warmup: Int = 3
-    @Option(help: "Output size (classes).") var outputs: Int = 1000
-    @Option(help: "Threads; default: cores.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
-
-    func bench(mode: String) throws {
-        var b = EngineBench()
-        b.mode = mode
-        b.model = model; b.size = size; b.batch = batch; b.steps = steps; b.warmup = warmup; b.outputs = outputs; b.threads = threads
-        try b.run()
     }
 }
