@@ -25,6 +25,7 @@ struct LayerGradientTests {
         convCase("conv groups 2", c: 4, h: 5, w: 4, o: 6, k: 3, p: 1, g: 2),
         convCase("depthwise 3x3 s1", c: 4, h: 5, w: 6, o: 4, k: 3, p: 1, g: 4),
         convCase("depthwise 3x3 s2 multiplier 2", c: 3, h: 7, w: 6, o: 6, k: 3, s: 2, p: 1, g: 3, bias: false),
+        convCase("conv 3x3 per-image path (16x16 output)", c: 2, h: 16, w: 16, o: 3, k: 3, p: 1),
         convCase("conv 7x7 s2 p3 (stem)", n: 1, c: 3, h: 9, w: 8, o: 2, k: 7, s: 2, p: 3),
         LayerCase(name: "batchnorm train", inputShape: [3, 4, 3, 2], training: true,
                   make: { BatchNorm2d($0, "bn", channels: 4) },

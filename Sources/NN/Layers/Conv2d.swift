@@ -41,6 +41,10 @@ public final class Conv2d: Layer {
 
     var isDepthwise: Bool { groups == inChannels && groups > 1 }
 
+    /// From this many output positions per image, ungrouped convolutions run one GEMM per image directly on NCHW
+    /// (no reshuffle); below it the whole batch is one GEMM, which keeps small deep layers efficient.
+    static let perImageThreshold = 256
+
     public func forward(_ x: Tensor, _ ctx: Context) -> Tensor {
         let (n, c, h, w) = x.nchw
         precondition(c == inChannels, "conv expects \(inChannels) input channels, got \(c)")
@@ -48,6 +52,15 @@ public final class Conv2d: Layer {
         let y = Tensor(uninitialized: [n, outChannels, ho, wo])
         if isDepthwise {
             depthwiseForward(x, y)
+        } else if groups == 1 && ho * wo >= Conv2d.perImageThreshold {
+            // Large spatial size: one GEMM per image straight into its NCHW block, no reshuffle.
+            let one = Geometry(conv: self, n: 1, h: h, w: w, ho: ho, wo: wo), k = one.k, p = ho * wo
+            let col = Tensor(uninitialized: [k, p])
+            for b in 0 ..< n {
+                one.im2col(x.pointer + b * c * h * w, group: 0, into: col.pointer)
+                BLAS.gemm(m: outChannels, n: p, k: k, a: store.value(weight), lda: k, b: col.pointer, ldb: p,
+                          c: y.pointer + b * outChannels * p, ldc: p)
+            }
         } else {
             let geometry = Geometry(conv: self, n: n, h: h, w: w, ho: ho, wo: wo)
             let og = outChannels / groups, k = geometry.k, np = n * ho * wo
@@ -83,6 +96,16 @@ public final class Conv2d: Layer {
         let dx = Tensor(shape: x.shape)
         if isDepthwise {
             depthwiseBackward(x, dy, dx)
+        } else if groups == 1 && ho * wo >= Conv2d.perImageThreshold {
+            let one = Geometry(conv: self, n: 1, h: h, w: w, ho: ho, wo: wo), k = one.k, p = ho * wo
+            let col = Tensor(uninitialized: [k, p]), dcol = Tensor(uninitialized: [k, p])
+            for b in 0 ..< n {
+                let dyb = dy.pointer + b * o * p
+                one.im2col(x.pointer + b * inChannels * h * w, group: 0, into: col.pointer)
+                BLAS.gemm(transB: true, m: o, n: k, k: p, a: dyb, lda: p, b: col.pointer, ldb: p, beta: 1, c: store.gradient(weight), ldc: k)
+                BLAS.gemm(transA: true, m: k, n: p, k: o, a: store.value(weight), lda: k, b: dyb, ldb: p, c: dcol.pointer, ldc: p)
+                one.col2im(dcol.pointer, group: 0, into: dx.pointer + b * inChannels * h * w)
+            }
         } else {
             let geometry = Geometry(conv: self, n: n, h: h, w: w, ho: ho, wo: wo)
             let og = outChannels / groups, k = geometry.k, np = n * ho * wo

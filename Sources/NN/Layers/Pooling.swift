@@ -21,11 +21,15 @@ public final class MaxPool2d: Layer {
                 for plane in r {
                     let src = px + plane * h * w
                     for oy in 0 ..< ho {
+                        let y0 = max(0, oy * s - p), y1 = min(h, oy * s - p + k)
                         for ox in 0 ..< wo {
-                            var best = -Float.infinity, at = -1
-                            for ky in max(0, oy * s - p) ..< min(h, oy * s - p + k) {
-                                for kx in max(0, ox * s - p) ..< min(w, ox * s - p + k) where src[ky * w + kx] > best || at < 0 {
-                                    best = src[ky * w + kx]; at = ky * w + kx
+                            let x0 = max(0, ox * s - p), x1 = min(w, ox * s - p + k)
+                            // First maximum in window order wins ties, as in PyTorch.
+                            var at = y0 * w + x0, best = src[at]
+                            for ky in y0 ..< y1 {
+                                let row = src + ky * w
+                                for kx in x0 ..< x1 where row[kx] > best {
+                                    best = row[kx]; at = ky * w + kx
                                 }
                             }
                             let o = plane * ho * wo + oy * wo + ox
