@@ -1,0 +1,215 @@
+import NN
+import Seeded
+
+/// The patch grid of one image: `rows` x `cols` cells, of which `cells` (row-major indices) hold a patch.
+///
+/// Cell (row, col) of the latent grid Z is patch (row, col) of the tiling (the reference code stores the transpose).
+/// Cells without a patch (no tissue) hold zeros in Z and are never encoded or sampled.
+public struct PatchGrid: Sendable, Equatable {
+    public var rows: Int
+    public var cols: Int
+    public var cells: [Int]
+
+    public init(rows: Int, cols: Int, cells: [Int]? = nil) {
+        self.rows = rows
+        self.cols = cols
+        self.cells = cells ?? Array(0 ..< rows * cols)
+    }
+}
+
+/// How PatchGD samples and steps (Gupta et al. 2023, as its reference implementation runs it).
+public struct PatchGDConfig: Sendable, Equatable {
+    /// Fraction s of an image's patches recomputed with gradients per inner iteration (k = ceil(cells * s)).
+    public var sampling: Double = 1.0 / 8
+    /// A fixed k instead of the fraction (bounds memory whatever the image size).
+    public var patchesPerStep: Int?
+    /// Inner iterations per mini-batch; nil = enough for one sweep of every patch (recomputed whenever s or k changes).
+    public var innerIterations: Int?
+    /// Accumulate over the inner iterations and take one step (the default, as the reference does); otherwise step after each.
+    public var accumulate = true
+
+    public init(sampling: Double = 1.0 / 8, patchesPerStep: Int? = nil, innerIterations: Int? = nil, accumulate: Bool = true) {
+        self.sampling = sampling
+        self.patchesPerStep = patchesPerStep
+        self.innerIterations = innerIterations
+        self.accumulate = accumulate
+    }
+
+    /// Patches recomputed per image per inner iteration for an image with `cells` patches.
+    public func k(cells: Int) -> Int {
+        max(1, min(cells, patchesPerStep ?? Int((Double(cells) * sampling).rounded(.up))))
+    }
+
+    /// Inner iterations for a batch whose largest image has `cells` patches: one sweep unless set explicitly.
+    public func iterations(cells: Int) -> Int {
+        innerIterations ?? Int((Double(cells) / Double(k(cells: cells))).rounded(.up))
+    }
+}
+
+/// Supplies patch pixels: the (N, 3, P, P) tensor of the given cells of image `image`, normalised.
+public typealias PatchProvider = (_ image: Int, _ cells: [Int]) throws -> Tensor
+
+/// What one PatchGD training step did.
+public struct PatchGDStepResult: Sendable {
+    /// Mean of the inner iterations' losses.
+    public var loss: Float
+    /// Logits of the last head pass, (B, classes).
+    public var logits: Tensor
+    public var innerIterations: Int
+    public var optimizerSteps: Int
+}
+
+/// PatchGD over a backbone (patch to latent vector) and a head (latent grid to class logits).
+///
+/// Training step, for a mini-batch of B images:
+/// 1. Fill Z (B, C, rows, cols) by encoding every patch without gradients.
+/// 2. For each inner iteration: take the next group of k patches of each image (a fresh random order per step),
+///    recompute them with gradients, write them into a detached copy of Z, run the head on the whole Z, and
+///    back-propagate loss / epsilon into the head and, through the recomputed cells only, into the backbone.
+/// 3. With accumulation (epsilon = number of inner iterations) one optimizer step per mini-batch, else one per iteration.
+///
+/// BatchNorm during the fill pass: evaluation mode (running statistics), so the no-gradient encoding of thousands of
+/// patches neither moves the running statistics nor depends on how the fill is chunked; the recomputed patches
+/// use training mode (batch statistics over the k patches), as gradients need.
+public final class PatchGD {
+    public let backbone: Model
+    public let head: Model
+    public var config: PatchGDConfig
+    public let backboneOptimizer: Optimizer
+    public let headOptimizer: Optimizer
+    /// Patches encoded per backbone call during the fill pass (bounds the fill's memory).
+    public var fillChunk = 64
+
+    public init(backbone: Model, head: Model, config: PatchGDConfig, backboneOptimizer: Optimizer, headOptimizer: Optimizer) {
+        self.backbone = backbone
+        self.head = head
+        self.config = config
+        self.backboneOptimizer = backboneOptimizer
+        self.headOptimizer = headOptimizer
+    }
+
+    /// Z for a batch: every present patch encoded without gradients; absent cells and padding are zero.
+    ///
+    /// - Returns: Z of shape (B, C, R, Cc), R and Cc the largest grid in the batch.
+    public func fill(_ grids: [PatchGrid], patches: PatchProvider) throws -> Tensor {
+        let c = backbone.outputs, rows = grids.map(\.rows).max() ?? 0, cols = grids.map(\.cols).max() ?? 0
+        let z = Tensor(shape: [grids.count, c, rows, cols])
+        let ctx = Context(training: false, recordForBackward: false)
+        for (b, grid) in grids.enumerated() {
+            for start in stride(from: 0, to: grid.cells.count, by: fillChunk) {
+                let cells = Array(grid.cells[start ..< min(grid.cells.count, start + fillChunk)])
+                let features = backbone.forward(try patches(b, cells), ctx)
+                Self.write(features, into: z, image: b, cells: cells, grid: grid)
+            }
+        }
+        return z
+    }
+
+    /// One training step on a mini-batch; returns the mean loss.
+    public func trainStep(_ grids: [PatchGrid], labels: [Int], patches: PatchProvider, rng: inout SplitMix64,
+                          loss: (Tensor, [Int]) -> LossResult, scale: Float = 1) throws -> PatchGDStepResult {
+        let z = try fill(grids, patches: patches)
+        let orders = grids.map { $0.cells.shuffled(using: &rng) }
+        let largest = grids.map(\.cells.count).max() ?? 0
+        let iterations = config.iterations(cells: largest)
+        let epsilon = Float(config.accumulate ? iterations : 1)
+        var total: Float = 0, steps = 0
+        var logits = Tensor(shape: [grids.count, head.outputs])
+        backbone.store.zeroGradients()
+        head.store.zeroGradients()
+        for j in 0 ..< iterations {
+            let groups = orders.map { Self.group(j, of: $0, k: config.k(cells: $0.count), wrap: config.innerIterations != nil) }
+            let zj = z.copy()
+            let ctx = Context(training: true, recordForBackward: true, seed: rng.next())
+            // Recompute the sampled patches of all images in one backbone batch.
+            var inputs: [Tensor] = [], owners: [(image: Int, cells: [Int])] = []
+            for (b, cells) in groups.enumerated() where !cells.isEmpty {
+                inputs.append(try patches(b, cells))
+                owners.append((b, cells))
+            }
+            let features: Tensor? = inputs.isEmpty ? nil : backbone.forward(Self.concatenate(inputs), ctx)
+            if let features {
+                var offset = 0
+                for owner in owners {
+                    Self.write(features, from: offset, into: zj, image: owner.image, cells: owner.cells, grid: grids[owner.image])
+                    offset += owner.cells.count
+                }
+            }
+            logits = head.forward(zj, ctx)
+            let result = loss(logits, labels)
+            total += result.loss
+            let dLogits = result.gradient
+            if epsilon != 1 { for i in 0 ..< dLogits.count { dLogits.pointer[i] /= epsilon } }
+            let dz = head.backward(dLogits, ctx)
+            if let features {
+                let dFeatures = Tensor(shape: features.shape)
+                var offset = 0
+                for owner in owners {
+                    Self.read(dz, into: dFeatures, at: offset, image: owner.image, cells: owner.cells, grid: grids[owner.image])
+                    offset += owner.cells.count
+                }
+                backbone.backward(dFeatures, ctx)
+            }
+            if !config.accumulate || j == iterations - 1 {
+                backboneOptimizer.step(scale: scale)
+                headOptimizer.step(scale: scale)
+                steps += 1
+                if j < iterations - 1 {
+                    backbone.store.zeroGradients()
+                    head.store.zeroGradients()
+                }
+            }
+        }
+        return PatchGDStepResult(loss: total / Float(iterations), logits: logits, innerIterations: iterations, optimizerSteps: steps)
+    }
+
+    /// Inference: fill Z without gradients and run the head once in evaluation mode.
+    public func predict(_ grids: [PatchGrid], patches: PatchProvider) throws -> Tensor {
+        head.forward(try fill(grids, patches: patches), Context(training: false, recordForBackward: false))
+    }
+
+    // MARK: Z bookkeeping
+
+    /// The j-th group of k cells of a shuffled order: the last group of a sweep is shorter; beyond one sweep the order
+    /// wraps around when extra inner iterations were asked for, and is empty otherwise.
+    static func group(_ j: Int, of order: [Int], k: Int, wrap: Bool) -> [Int] {
+        let n = order.count, start = j * k
+        guard n > 0 else { return [] }
+        if start < n { return Array(order[start ..< min(n, start + k)]) }
+        guard wrap else { return [] }
+        return (0 ..< min(k, n)).map { order[(start + $0) % n] }
+    }
+
+    /// Z[b, :, row, col] = features[offset + i] for the i-th cell.
+    static func write(_ features: Tensor, from offset: Int = 0, into z: Tensor, image b: Int, cells: [Int], grid: PatchGrid) {
+        let (_, c, rows, cols) = z.nchw
+        let pf = features.pointer, pz = z.pointer
+        for (i, cell) in cells.enumerated() {
+            let r = cell / grid.cols, col = cell % grid.cols
+            for ch in 0 ..< c { pz[((b * c + ch) * rows + r) * cols + col] = pf[(offset + i) * c + ch] }
+        }
+    }
+
+    /// out[offset + i] = dz[b, :, row, col] for the i-th cell.
+    static func read(_ dz: Tensor, into out: Tensor, at offset: Int, image b: Int, cells: [Int], grid: PatchGrid) {
+        let (_, c, rows, cols) = dz.nchw
+        let pd = dz.pointer, po = out.pointer
+        for (i, cell) in cells.enumerated() {
+            let r = cell / grid.cols, col = cell % grid.cols
+            for ch in 0 ..< c { po[(offset + i) * c + ch] = pd[((b * c + ch) * rows + r) * cols + col] }
+        }
+    }
+
+    /// Stacks tensors of shape (n_i, ...) along the first axis.
+    static func concatenate(_ parts: [Tensor]) -> Tensor {
+        if parts.count == 1 { return parts[0] }
+        let rest = Array(parts[0].shape.dropFirst())
+        let out = Tensor(uninitialized: [parts.reduce(0) { $0 + $1.shape[0] }] + rest)
+        var offset = 0
+        for p in parts {
+            (out.pointer + offset).update(from: p.pointer, count: p.count)
+            offset += p.count
+        }
+        return out
+    }
+}
