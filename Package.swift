@@ -54,7 +54,7 @@ let package = Package(
         .target(name: "NN", dependencies: ["CBLAS", "Seeded"], swiftSettings: numeric),
 
         // Stages.
-        .target(name: "PatchGD", dependencies: ["NN", "Seeded"], swiftSettings: strict),
+        .target(name: "PatchGD", dependencies: ["NN", "Seeded", "SlideIO"], swiftSettings: strict),
         .target(name: "Ingest", dependencies: ["SlideIO", "Tissue", "PatchIndex", "Manifests"],
                 resources: [.copy("Presets")], swiftSettings: strict),
         .target(name: "UltraMNIST", dependencies: ["SlideIO", "Seeded", "CZlib", "Manifests"], swiftSettings: numeric),
@@ -104,7 +104,7 @@ let package = Package(
         .testTarget(name: "IngestTests", dependencies: ["Ingest", "PatchIndex", "Manifests", "SlideIO", "Tissue", "UltraMNIST", "TestSupport",
                                                         .product(name: "GRDB", package: "GRDB.swift")],
                     swiftSettings: strict),
-        .testTarget(name: "PatchGDTests", dependencies: ["PatchGD", "NN", "Seeded"], swiftSettings: strict),
+        .testTarget(name: "PatchGDTests", dependencies: ["PatchGD", "NN", "Seeded", "SlideIO", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "NNTests", dependencies: ["NN", "Seeded"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(name: "TissueTests", dependencies: ["Tissue", "SlideIO", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "ManifestsTests", dependencies: ["Manifests"], swiftSettings: strict),

@@ -1,0 +1,151 @@
+import Foundation
+import NN
+import SlideIO
+
+/// Where one patch is: its slide, level-0 origin, the level read and the side read there.
+public struct PatchLocation: Sendable, Hashable {
+    public var path: String
+    public var level0X: Int
+    public var level0Y: Int
+    public var level: Int
+    public var readSize: Int
+
+    public init(path: String, level0X: Int, level0Y: Int, level: Int, readSize: Int) {
+        self.path = path
+        self.level0X = level0X
+        self.level0Y = level0Y
+        self.level = level
+        self.readSize = readSize
+    }
+}
+
+/// Per-channel normalisation applied to RGB patches scaled to [0, 1]: (x - mean) / std.
+public struct Normalization: Sendable, Equatable, Codable {
+    public var mean: [Float]
+    public var std: [Float]
+
+    public init(mean: [Float], std: [Float]) {
+        self.mean = mean
+        self.std = std
+    }
+
+    /// ImageNet statistics (torchvision's pretrained backbones).
+    public static let imagenet = Normalization(mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225])
+    /// MNIST's statistics (gray replicated to RGB), for UltraMNIST.
+    public static let mnist = Normalization(mean: [0.1307, 0.1307, 0.1307], std: [0.3081, 0.3081, 0.3081])
+    /// Presets by name.
+    public static let presets: [String: Normalization] = ["imagenet": imagenet, "mnist": mnist]
+}
+
+/// Reads patches lazily from slide files, never a whole image: each patch is one OpenSlide read at its level,
+/// resampled to the patch size when the read size differs, normalised into an (N, 3, P, P) tensor.
+///
+/// Decoded patches (RGB bytes at the patch size) stay in a bounded least-recently-used cache, and `prefetch`
+/// decodes the next group on a background thread while the current one computes. Slides are opened once and
+/// shared by the reader threads (OpenSlide reads are thread-safe).
+public final class PatchReader: @unchecked Sendable {
+    public let patchSize: Int
+    public let normalization: Normalization
+    /// Patches the cache may hold (each 3 * patchSize^2 bytes).
+    public let cacheCapacity: Int
+    private let lock = NSLock()
+    private var slides: [String: Slide] = [:]
+    private var cache: [PatchLocation: [UInt8]] = [:]
+    private var recency: [PatchLocation: Int] = [:]
+    private var clock = 0
+    private let prefetchQueue = DispatchQueue(label: "gigapatch.patch-prefetch")
+    private var readCount = 0
+
+    /// OpenSlide reads performed (cache misses), for tests and progress.
+    public var reads: Int { lock.withLock { readCount } }
+
+    public init(patchSize: Int, normalization: Normalization, cacheCapacity: Int = 4096) {
+        self.patchSize = patchSize
+        self.normalization = normalization
+        self.cacheCapacity = max(0, cacheCapacity)
+    }
+
+    /// The patches at `locations` as a normalised (N, 3, P, P) tensor, read in parallel where not cached.
+    /// - Throws: `SlideError` naming the slide when one cannot be opened or read.
+    public func read(_ locations: [PatchLocation]) throws -> Tensor {
+        let p = patchSize, plane = p * p
+        let out = Tensor(uninitialized: [locations.count, 3, p, p])
+        let failures = FirstError()
+        let mean = normalization.mean, std = normalization.std
+        let po = out.pointer
+        Parallel.forRange(locations.count, grain: 1) { r in
+            for i in r {
+                do {
+                    let rgb = try self.rgb(locations[i])
+                    let base = po + i * 3 * plane
+                    for c in 0 ..< 3 {
+                        let scale = 1 / (255 * std[c]), shift = -mean[c] / std[c], dst = base + c * plane
+                        for j in 0 ..< plane { dst[j] = Float(rgb[3 * j + c]) * scale + shift }
+                    }
+                } catch {
+                    failures.record(error)
+                }
+            }
+        }
+        if let error = failures.error { throw error }
+        return out
+    }
+
+    /// Starts decoding `locations` into the cache in the background (the next inner iteration's patches).
+    public func prefetch(_ locations: [PatchLocation]) {
+        prefetchQueue.async { for location in locations { _ = try? self.rgb(location) } }
+    }
+
+    /// Waits until earlier prefetches have finished.
+    public func drainPrefetch() { prefetchQueue.sync {} }
+
+    /// RGB bytes of a patch at the patch size, from the cache or one OpenSlide read.
+    func rgb(_ location: PatchLocation) throws -> [UInt8] {
+        if let hit: [UInt8] = lock.withLock({
+            guard let bytes = cache[location] else { return nil }
+            clock += 1
+            recency[location] = clock
+            return bytes
+        }) { return hit }
+        let slide = try open(location.path)
+        var raster = try slide.readRegion(SlideRegion(level0X: location.level0X, level0Y: location.level0Y, level: location.level,
+                                                      width: location.readSize, height: location.readSize))
+        if location.readSize != patchSize {
+            raster = location.readSize > patchSize ? Resample.area(raster, width: patchSize, height: patchSize)
+                                                   : Resample.bilinear(raster, width: patchSize, height: patchSize)
+        }
+        lock.withLock {
+            readCount += 1
+            guard cacheCapacity > 0 else { return }
+            // Evicting scans for the oldest entry: a few microseconds against a millisecond-scale tile decode.
+            if cache.count >= cacheCapacity, let oldest = recency.min(by: { $0.value < $1.value })?.key {
+                cache[oldest] = nil
+                recency[oldest] = nil
+            }
+            clock += 1
+            cache[location] = raster.pixels
+            recency[location] = clock
+        }
+        return raster.pixels
+    }
+
+    private func open(_ path: String) throws -> Slide {
+        if let slide = lock.withLock({ slides[path] }) { return slide }
+        let slide = try Slide(path: path)
+        return lock.withLock {
+            if let existing = slides[path] { return existing }
+            slides[path] = slide
+            return slide
+        }
+    }
+
+    /// Number of decoded patches held.
+    public var cachedCount: Int { lock.withLock { cache.count } }
+}
+
+/// The first error thrown by concurrent work.
+final class FirstError: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var error: Error?
+    func record(_ e: Error) { lock.withLock { if error == nil { error = e } } }
+}
