@@ -2,21 +2,18 @@ import Foundation
 import NN
 import SlideIO
 
-/// Where one patch is: its slide, level-0 origin, the level read and the side read there.
+/// Where one patch is: its slide and the square region read (level-0 origin, level, side at that level).
 public struct PatchLocation: Sendable, Hashable {
     public var path: String
-    public var level0X: Int
-    public var level0Y: Int
-    public var level: Int
-    public var readSize: Int
+    public var region: SlideRegion
 
     public init(path: String, level0X: Int, level0Y: Int, level: Int, readSize: Int) {
         self.path = path
-        self.level0X = level0X
-        self.level0Y = level0Y
-        self.level = level
-        self.readSize = readSize
+        region = SlideRegion(level0X: level0X, level0Y: level0Y, level: level, width: readSize, height: readSize)
     }
+
+    /// Side read at the level (resampled to the patch size when it differs).
+    public var readSize: Int { region.width }
 }
 
 /// Per-channel normalisation applied to RGB patches scaled to [0, 1]: (x - mean) / std.
@@ -108,8 +105,7 @@ public final class PatchReader: @unchecked Sendable {
             return bytes
         }) { return hit }
         let slide = try open(location.path)
-        var raster = try slide.readRegion(SlideRegion(level0X: location.level0X, level0Y: location.level0Y, level: location.level,
-                                                      width: location.readSize, height: location.readSize))
+        var raster = try slide.readRegion(location.region)
         if location.readSize != patchSize {
             raster = location.readSize > patchSize ? Resample.area(raster, width: patchSize, height: patchSize)
                                                    : Resample.bilinear(raster, width: patchSize, height: patchSize)

@@ -42,7 +42,7 @@ public struct SlideError: Error, Sendable, Equatable, CustomStringConvertible {
 }
 
 /// A rectangle to read: level-0 origin, the level, and the size in pixels of that level.
-public struct SlideRegion: Sendable, Equatable, CustomStringConvertible {
+public struct SlideRegion: Sendable, Hashable, CustomStringConvertible {
     public var level0X: Int
     public var level0Y: Int
     public var level: Int
