@@ -171,3 +171,10 @@ struct WeightsTests {
         #expect(throws: WeightsError.self) { try Optimizer(.sgd(), store: s, learningRate: 1).load(from: path) }
     }
 }
+
+extension ModelTests {
+    /// The documented size of `tiny` (README, Model.swift).
+    @Test func tinyParameterCount() throws {
+        #expect(try #require(Model.backbone("tiny", outputs: 256)).store.parameterCount == 340_384)
+    }
+}

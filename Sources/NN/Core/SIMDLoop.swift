@@ -1,24 +1,32 @@
-/// Elementwise loops over raw buffers in 8-wide SIMD steps with a scalar tail.
+/// 8-wide SIMD over raw float buffers: one AVX register per vector (see Package.swift's target CPU).
+/// The single home of the load, store and clamp every vectorised kernel uses.
 public enum SIMDLoop {
-    @inline(__always) static func load(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
-        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
-    }
+    public typealias Vector = SIMD8<Float>
 
-    @inline(__always) static func store(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
-        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+    @inlinable @inline(__always)
+    public static func load(_ p: UnsafePointer<Float>) -> Vector { UnsafeRawPointer(p).loadUnaligned(as: Vector.self) }
+
+    @inlinable @inline(__always)
+    public static func store(_ v: Vector, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: Vector.self) }
+
+    /// min(max(v, lo), hi) lane by lane, as compare-and-replace (inlines; the generic pointwise functions do not).
+    @inlinable @inline(__always)
+    public static func clamp(_ v: Vector, _ lo: Vector, _ hi: Vector) -> Vector {
+        let low = v.replacing(with: lo, where: v .< lo)
+        return low.replacing(with: hi, where: low .> hi)
     }
 
     /// out[i] = f(a[i]) over `range`.
     @inlinable @inline(__always)
     public static func map(_ a: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ range: Range<Int>,
-                           _ f: (SIMD8<Float>) -> SIMD8<Float>) {
+                           _ f: (Vector) -> Vector) {
         var i = range.lowerBound
         while i + 8 <= range.upperBound {
-            UnsafeMutableRawPointer(out + i).storeBytes(of: f(UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Float>.self)), as: SIMD8<Float>.self)
+            store(f(load(a + i)), out + i)
             i += 8
         }
         while i < range.upperBound {
-            var v = SIMD8<Float>(repeating: 0)
+            var v = Vector(repeating: 0)
             v[0] = a[i]
             out[i] = f(v)[0]
             i += 1
@@ -28,15 +36,14 @@ public enum SIMDLoop {
     /// out[i] = f(a[i], b[i]) over `range`.
     @inlinable @inline(__always)
     public static func zip(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ range: Range<Int>,
-                           _ f: (SIMD8<Float>, SIMD8<Float>) -> SIMD8<Float>) {
+                           _ f: (Vector, Vector) -> Vector) {
         var i = range.lowerBound
         while i + 8 <= range.upperBound {
-            let va = UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Float>.self), vb = UnsafeRawPointer(b + i).loadUnaligned(as: SIMD8<Float>.self)
-            UnsafeMutableRawPointer(out + i).storeBytes(of: f(va, vb), as: SIMD8<Float>.self)
+            store(f(load(a + i), load(b + i)), out + i)
             i += 8
         }
         while i < range.upperBound {
-            var va = SIMD8<Float>(repeating: 0), vb = SIMD8<Float>(repeating: 0)
+            var va = Vector(repeating: 0), vb = Vector(repeating: 0)
             va[0] = a[i]; vb[0] = b[i]
             out[i] = f(va, vb)[0]
             i += 1

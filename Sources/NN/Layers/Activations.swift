@@ -12,7 +12,7 @@ public final class ReLU: Layer {
         let y = Tensor(uninitialized: x.shape)
         let (px, py, cap) = (x.pointer, y.pointer, cap)
         Parallel.forRange(x.count, grain: 1 << 15) { r in
-            SIMDLoop.map(px, py, r) { v in BatchNormKernels.clamp(v, .zero, SIMD8(repeating: cap)) }
+            SIMDLoop.map(px, py, r) { v in SIMDLoop.clamp(v, .zero, SIMDLoop.Vector(repeating: cap)) }
         }
         output = ctx.recordForBackward ? y : nil
         return y

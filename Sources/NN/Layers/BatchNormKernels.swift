@@ -1,15 +1,9 @@
 /// BatchNorm's per-plane loops in 8-wide SIMD (one AVX register per vector, so constants stay in registers) (the plane is one image's channel, `count` contiguous floats).
 enum BatchNormKernels {
-    typealias V = SIMD8<Float>
-
-    @inline(__always) static func load(_ p: UnsafePointer<Float>) -> V { UnsafeRawPointer(p).loadUnaligned(as: V.self) }
-    @inline(__always) static func store(_ v: V, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self) }
-
-    /// min(max(v, lo), hi) lane by lane, as compare-and-replace (inlines; the generic pointwise functions do not).
-    @inline(__always) static func clamp(_ v: V, _ lo: V, _ hi: V) -> V {
-        let low = v.replacing(with: lo, where: v .< lo)
-        return low.replacing(with: hi, where: low .> hi)
-    }
+    typealias V = SIMDLoop.Vector
+    @inline(__always) static func load(_ p: UnsafePointer<Float>) -> V { SIMDLoop.load(p) }
+    @inline(__always) static func store(_ v: V, _ p: UnsafeMutablePointer<Float>) { SIMDLoop.store(v, p) }
+    @inline(__always) static func clamp(_ v: V, _ lo: V, _ hi: V) -> V { SIMDLoop.clamp(v, lo, hi) }
 
     /// Sum and sum of squares of x[0 ..< count].
     @inline(__always)

@@ -90,7 +90,7 @@ enum ResNet {
     /// `tiny`: a small residual network for fast CPU runs and tests.
     ///
     /// conv1 3x3/2 (3 -> 32), bn1, ReLU; layer1: one basic block 32 -> 32; layer2: one basic block 32 -> 64, stride 2;
-    /// layer3: one basic block 64 -> 128, stride 2; global average pool; fc 128 -> outputs. About 0.7 M parameters;
+    /// layer3: one basic block 64 -> 128, stride 2; global average pool; fc 128 -> outputs. 340,384 parameters with 256 outputs;
     /// a 128 x 128 patch becomes 16 x 16 before pooling.
     static func tiny(outputs: Int, seed: UInt64) -> Model {
         let s = ParameterStore()

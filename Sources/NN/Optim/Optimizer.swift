@@ -101,14 +101,14 @@ public final class Optimizer {
 
 /// Adam's elementwise update in 8-wide SIMD (memory-bound: four arrays read, three written).
 enum AdamKernel {
-    typealias V = SIMD8<Float>
+    typealias V = SIMDLoop.Vector
 
     @inline(__always)
     static func update(_ p: UnsafeMutablePointer<Float>, _ g: UnsafeMutablePointer<Float>, _ m: UnsafeMutablePointer<Float>,
                        _ v: UnsafeMutablePointer<Float>, _ range: Range<Int>, decay: Float, l2: Float, b1: Float, b2: Float,
                        stepSize: Float, bc2Root: Float, eps: Float) {
-        @inline(__always) func load(_ q: UnsafeMutablePointer<Float>, _ i: Int) -> V { UnsafeRawPointer(q + i).loadUnaligned(as: V.self) }
-        @inline(__always) func store(_ x: V, _ q: UnsafeMutablePointer<Float>, _ i: Int) { UnsafeMutableRawPointer(q + i).storeBytes(of: x, as: V.self) }
+        @inline(__always) func load(_ q: UnsafeMutablePointer<Float>, _ i: Int) -> V { SIMDLoop.load(q + i) }
+        @inline(__always) func store(_ x: V, _ q: UnsafeMutablePointer<Float>, _ i: Int) { SIMDLoop.store(x, q + i) }
         var i = range.lowerBound
         while i + 8 <= range.upperBound {
             let pv = load(p, i) * decay
