@@ -26,12 +26,15 @@ let package = Package(
         .executable(name: "gigapatch-ultramnist", targets: ["gigapatch-ultramnist"]),
         .executable(name: "gigapatch-ingest", targets: ["gigapatch-ingest"]),
         .executable(name: "gigapatch-bench", targets: ["gigapatch-bench"]),
+        .executable(name: "gigapatch-train", targets: ["gigapatch-train"]),
+        .executable(name: "gigapatch-predict", targets: ["gigapatch-predict"]),
         .library(name: "SlideIO", targets: ["SlideIO"]),
         .library(name: "PatchIndex", targets: ["PatchIndex"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // C libraries: headers and links only (module.modulemap + shim.h, pkg-config names).
@@ -54,7 +57,7 @@ let package = Package(
         .target(name: "NN", dependencies: ["CBLAS", "Seeded"], swiftSettings: numeric),
 
         // Stages.
-        .target(name: "PatchGD", dependencies: ["NN", "Seeded", "SlideIO"], swiftSettings: strict),
+        .target(name: "PatchGD", dependencies: ["NN", "Seeded", "SlideIO", "PatchIndex"], swiftSettings: strict),
         .target(name: "Ingest", dependencies: ["SlideIO", "Tissue", "PatchIndex", "Manifests"],
                 resources: [.copy("Presets")], swiftSettings: strict),
         .target(name: "UltraMNIST", dependencies: ["SlideIO", "Seeded", "CZlib", "Manifests"], swiftSettings: numeric),
@@ -65,7 +68,7 @@ let package = Package(
                 swiftSettings: strict),
 
         // Command-line pieces the executables share (output, JSON lines, reports).
-        .target(name: "GigapatchCLI", dependencies: ["SlideIO", "CBLAS"], swiftSettings: strict),
+        .target(name: "GigapatchCLI", dependencies: ["SlideIO", "CBLAS", .product(name: "Yams", package: "Yams")], swiftSettings: strict),
 
         // Executables: argument parsing only.
         .executableTarget(name: "gigapatch-inspect",
@@ -85,6 +88,16 @@ let package = Package(
 
         .executableTarget(name: "gigapatch-ingest",
                           dependencies: ["Ingest", "GigapatchCLI",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          swiftSettings: strict),
+
+        .executableTarget(name: "gigapatch-train",
+                          dependencies: ["PatchGD", "GigapatchCLI",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          swiftSettings: strict),
+
+        .executableTarget(name: "gigapatch-predict",
+                          dependencies: ["PatchGD", "GigapatchCLI",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: strict),
 

@@ -49,6 +49,9 @@ public struct PatchGDConfig: Sendable, Equatable {
 /// Supplies patch pixels: the (N, 3, P, P) tensor of the given cells of image `image`, normalised.
 public typealias PatchProvider = (_ image: Int, _ cells: [Int]) throws -> Tensor
 
+/// Announces patches that will be asked for next (image, cells), so a reader can decode them in the background.
+public typealias PatchPrefetcher = (_ image: Int, _ cells: [Int]) -> Void
+
 /// What one PatchGD training step did.
 public struct PatchGDStepResult: Sendable {
     /// Mean of the inner iterations' losses.
@@ -79,6 +82,8 @@ public final class PatchGD {
     public let headOptimizer: Optimizer
     /// Patches encoded per backbone call during the fill pass (bounds the fill's memory).
     public var fillChunk = 64
+    /// Called just before every optimizer step, with the gradients in place (learning-rate schedule, clipping).
+    public var beforeStep: (() -> Void)?
 
     public init(backbone: Model, head: Model, config: PatchGDConfig, backboneOptimizer: Optimizer, headOptimizer: Optimizer) {
         self.backbone = backbone
@@ -91,34 +96,38 @@ public final class PatchGD {
     /// Z for a batch: every present patch encoded without gradients; absent cells and padding are zero.
     ///
     /// - Returns: Z of shape (B, C, R, Cc), R and Cc the largest grid in the batch.
-    public func fill(_ grids: [PatchGrid], patches: PatchProvider) throws -> Tensor {
+    public func fill(_ grids: [PatchGrid], patches: PatchProvider, prefetch: PatchPrefetcher? = nil) throws -> Tensor {
         let c = backbone.outputs, rows = grids.map(\.rows).max() ?? 0, cols = grids.map(\.cols).max() ?? 0
         let z = Tensor(shape: [grids.count, c, rows, cols])
         let ctx = Context(training: false, recordForBackward: false)
-        for (b, grid) in grids.enumerated() {
-            for start in stride(from: 0, to: grid.cells.count, by: fillChunk) {
-                let cells = Array(grid.cells[start ..< min(grid.cells.count, start + fillChunk)])
-                let features = backbone.forward(try patches(b, cells), ctx)
-                Self.write(features, into: z, image: b, cells: cells, grid: grid)
-            }
+        let chunks = grids.enumerated().flatMap { b, grid in
+            stride(from: 0, to: grid.cells.count, by: fillChunk).map { (b, Array(grid.cells[$0 ..< min(grid.cells.count, $0 + fillChunk)])) }
+        }
+        for (i, (b, cells)) in chunks.enumerated() {
+            if let prefetch, i + 1 < chunks.count { prefetch(chunks[i + 1].0, chunks[i + 1].1) }
+            let features = backbone.forward(try patches(b, cells), ctx)
+            Self.write(features, into: z, image: b, cells: cells, grid: grids[b])
         }
         return z
     }
 
     /// One training step on a mini-batch; returns the mean loss.
-    public func trainStep(_ grids: [PatchGrid], labels: [Int], patches: PatchProvider, rng: inout SplitMix64,
-                          loss: (Tensor, [Int]) -> LossResult, scale: Float = 1) throws -> PatchGDStepResult {
-        let z = try fill(grids, patches: patches)
+    public func trainStep(_ grids: [PatchGrid], labels: [Int], patches: PatchProvider, prefetch: PatchPrefetcher? = nil,
+                          rng: inout SplitMix64, loss: (Tensor, [Int]) -> LossResult, scale: Float = 1) throws -> PatchGDStepResult {
         let orders = grids.map { $0.cells.shuffled(using: &rng) }
         let largest = grids.map(\.cells.count).max() ?? 0
         let iterations = config.iterations(cells: largest)
+        let groupsOf = { (j: Int) in orders.map { Self.group(j, of: $0, k: self.config.k(cells: $0.count), wrap: self.config.innerIterations != nil) } }
+        let z = try fill(grids, patches: patches, prefetch: prefetch)
+        if let prefetch { for (b, cells) in groupsOf(0).enumerated() { prefetch(b, cells) } }
         let epsilon = Float(config.accumulate ? iterations : 1)
         var total: Float = 0, steps = 0
         var logits = Tensor(shape: [grids.count, head.outputs])
         backbone.store.zeroGradients()
         head.store.zeroGradients()
         for j in 0 ..< iterations {
-            let groups = orders.map { Self.group(j, of: $0, k: config.k(cells: $0.count), wrap: config.innerIterations != nil) }
+            let groups = groupsOf(j)
+            if let prefetch, j + 1 < iterations { for (b, cells) in groupsOf(j + 1).enumerated() { prefetch(b, cells) } }
             let zj = z.copy()
             let ctx = Context(training: true, recordForBackward: true, seed: rng.next())
             // Recompute the sampled patches of all images in one backbone batch.
@@ -151,6 +160,7 @@ public final class PatchGD {
                 backbone.backward(dFeatures, ctx)
             }
             if !config.accumulate || j == iterations - 1 {
+                beforeStep?()
                 backboneOptimizer.step(scale: scale)
                 headOptimizer.step(scale: scale)
                 steps += 1

@@ -63,8 +63,11 @@ public final class PatchReader: @unchecked Sendable {
     }
 
     /// The patches at `locations` as a normalised (N, 3, P, P) tensor, read in parallel where not cached.
+    ///
+    /// - Parameter augmentations: one per location (training), applied to the decoded patch before normalisation.
     /// - Throws: `SlideError` naming the slide when one cannot be opened or read.
-    public func read(_ locations: [PatchLocation]) throws -> Tensor {
+    public func read(_ locations: [PatchLocation], augmentations: [PatchAugmentation]? = nil) throws -> Tensor {
+        precondition(augmentations == nil || augmentations!.count == locations.count, "one augmentation per patch")
         let p = patchSize, plane = p * p
         let out = Tensor(uninitialized: [locations.count, 3, p, p])
         let failures = FirstError()
@@ -75,9 +78,10 @@ public final class PatchReader: @unchecked Sendable {
                 do {
                     let rgb = try self.rgb(locations[i])
                     let base = po + i * 3 * plane
+                    rgb.withUnsafeBufferPointer { (augmentations?[i] ?? PatchAugmentation()).apply(rgb: $0, p: p, into: base) }
                     for c in 0 ..< 3 {
-                        let scale = 1 / (255 * std[c]), shift = -mean[c] / std[c], dst = base + c * plane
-                        for j in 0 ..< plane { dst[j] = Float(rgb[3 * j + c]) * scale + shift }
+                        let scale = 1 / std[c], shift = -mean[c] / std[c], dst = base + c * plane
+                        for j in 0 ..< plane { dst[j] = dst[j] * scale + shift }
                     }
                 } catch {
                     failures.record(error)

@@ -40,6 +40,15 @@ public final class PatchIndex: Sendable {
         }
     }
 
+    /// Opens an index that must already exist (training and prediction read what ingest wrote).
+    /// - Throws: `PatchIndexError` naming the path and what to run when the file is absent.
+    public static func existing(at path: String) throws -> PatchIndex {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw PatchIndexError(path: path, message: "no such database; run gigapatch-ingest first, or check --db")
+        }
+        return try PatchIndex(path: path)
+    }
+
     /// An empty in-memory index (tests, dry runs).
     public init() throws {
         path = ":memory:"

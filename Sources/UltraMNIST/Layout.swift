@@ -39,6 +39,8 @@ public struct LayoutGenerator: Sendable {
 
     /// Position draws per digit before its scale is redrawn (only tight recipes ever need it).
     public static let positionAttempts = 2000
+    /// Scale redraws of one digit before the whole layout starts again.
+    public static let scaleRedraws = 20
 
     public init(recipe: UltraMNISTRecipe, pool: [[Int]]) {
         self.recipe = recipe
@@ -60,23 +62,32 @@ public struct LayoutGenerator: Sendable {
         values.shuffle(using: &rng)
         var placed: [DigitPlacement] = []
         var redraws = 0
-        for value in values {
-            let candidates = pool[value]
-            let mnistIndex = candidates[Int.random(in: 0 ..< candidates.count, using: &rng)]
-            placement: while true {
-                let scale = drawScale(using: &rng)
-                let side = scale == 1 && Double.random(in: 0 ..< 1, using: &rng) < recipe.halfSizeChance ? 14 : 28 * scale
-                for _ in 0 ..< Self.positionAttempts {
-                    let digit = DigitPlacement(value: value, mnistIndex: mnistIndex, scale: scale, side: side,
-                                               x: Int.random(in: 0 ... recipe.size - side, using: &rng),
-                                               y: Int.random(in: 0 ... recipe.size - side, using: &rng))
-                    if !placed.contains(where: { $0.overlaps(digit) }) {
-                        placed.append(digit)
-                        break placement
+        // A digit that still does not fit after `scaleRedraws` scales (an earlier digit took the room: a 252 px digit
+        // in a 256 px image) restarts the whole layout with fresh scales instead of looping forever.
+        layout: while true {
+            placed.removeAll()
+            for value in values {
+                let candidates = pool[value]
+                let mnistIndex = candidates[Int.random(in: 0 ..< candidates.count, using: &rng)]
+                var digitRedraws = 0
+                placement: while true {
+                    let scale = drawScale(using: &rng)
+                    let side = scale == 1 && Double.random(in: 0 ..< 1, using: &rng) < recipe.halfSizeChance ? 14 : 28 * scale
+                    for _ in 0 ..< Self.positionAttempts {
+                        let digit = DigitPlacement(value: value, mnistIndex: mnistIndex, scale: scale, side: side,
+                                                   x: Int.random(in: 0 ... recipe.size - side, using: &rng),
+                                                   y: Int.random(in: 0 ... recipe.size - side, using: &rng))
+                        if !placed.contains(where: { $0.overlaps(digit) }) {
+                            placed.append(digit)
+                            break placement
+                        }
                     }
+                    redraws += 1
+                    digitRedraws += 1
+                    if digitRedraws >= Self.scaleRedraws { continue layout }
                 }
-                redraws += 1
             }
+            break layout
         }
         let noise = recipe.noise ? NoiseField.draw(size: recipe.size, using: &rng) : nil
         return ImageLayout(id: id, split: split, label: label, size: recipe.size, digits: placed, noise: noise, redraws: redraws)

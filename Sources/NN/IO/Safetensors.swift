@@ -15,6 +15,12 @@ public enum Safetensors {
         public var dtype: String
         public var shape: [Int]
         public var data: Data
+
+        public init(dtype: String, shape: [Int], data: Data) {
+            self.dtype = dtype
+            self.shape = shape
+            self.data = data
+        }
     }
 
     /// Writes `tensors` (in the given order) and `metadata` to `path` atomically (temporary name, then rename).
@@ -76,22 +82,25 @@ public enum Safetensors {
 }
 
 extension Model {
-    /// Saves parameters, buffers and counters under their PyTorch state_dict names, with `metadata` (architecture is added).
-    public func save(to path: String, metadata: [String: String] = [:]) throws {
-        var tensors: [(String, Safetensors.Entry)] = []
-        for e in store.entries {
+    /// Parameters, buffers and counters as safetensors entries under their PyTorch state_dict names, each prefixed.
+    public func tensors(prefix: String = "") -> [(String, Safetensors.Entry)] {
+        store.entries.map { e in
             switch e.kind {
-            case .parameter: tensors.append((e.name, .init(dtype: "F32", shape: e.shape, data: Safetensors.floats(store.value(e.offset), e.count))))
-            case .buffer: tensors.append((e.name, .init(dtype: "F32", shape: e.shape, data: Safetensors.floats(store.buffer(e.offset), e.count))))
+            case .parameter: return (prefix + e.name, .init(dtype: "F32", shape: e.shape, data: Safetensors.floats(store.value(e.offset), e.count)))
+            case .buffer: return (prefix + e.name, .init(dtype: "F32", shape: e.shape, data: Safetensors.floats(store.buffer(e.offset), e.count)))
             case .counter:
                 var v = store.counters[e.offset].littleEndian
-                tensors.append((e.name, .init(dtype: "I64", shape: e.shape, data: Data(bytes: &v, count: 8))))
+                return (prefix + e.name, .init(dtype: "I64", shape: e.shape, data: Data(bytes: &v, count: 8)))
             }
         }
+    }
+
+    /// Saves parameters, buffers and counters under their PyTorch state_dict names, with `metadata` (architecture is added).
+    public func save(to path: String, metadata: [String: String] = [:]) throws {
         var meta = metadata
         meta["architecture"] = meta["architecture"] ?? architecture
         meta["format"] = "pt"
-        try Safetensors.write(tensors, metadata: meta, to: path)
+        try Safetensors.write(tensors(), metadata: meta, to: path)
     }
 
     /// Loads weights saved by Gigapatch or by PyTorch (`safetensors.torch.save_file(model.state_dict())`).
@@ -103,17 +112,27 @@ extension Model {
     @discardableResult
     public func load(from path: String, skipping: [String] = []) throws -> [String: String] {
         let (tensors, metadata) = try Safetensors.read(path)
+        try load(tensors, path: path, skipping: skipping)
+        return metadata
+    }
+
+    /// Loads the tensors named `prefix + name` (other names are ignored when a prefix is given: one file may hold several models).
+    ///
+    /// - Throws: `WeightsError` for `path` listing every missing, unexpected or wrongly shaped tensor (nothing is changed then).
+    public func load(_ all: [String: Safetensors.Entry], prefix: String = "", path: String, skipping: [String] = []) throws {
+        var tensors: [String: Safetensors.Entry] = [:]
+        for (name, entry) in all where name.hasPrefix(prefix) { tensors[String(name.dropFirst(prefix.count))] = entry }
         let skip = { (name: String) in skipping.contains { name.hasPrefix($0) } }
         var problems: [String] = []
-        let missing = store.entries.filter { !skip($0.name) && tensors[$0.name] == nil }.map(\.name)
-        let extra = tensors.keys.filter { !skip($0) && store.entry($0) == nil }.sorted()
+        let missing = store.entries.filter { !skip($0.name) && tensors[$0.name] == nil }.map { prefix + $0.name }
+        let extra = tensors.keys.filter { !skip($0) && store.entry($0) == nil }.sorted().map { prefix + $0 }
         if !missing.isEmpty { problems.append("missing \(missing.joined(separator: ", "))") }
         if !extra.isEmpty { problems.append("unexpected \(extra.joined(separator: ", "))") }
         for e in store.entries where !skip(e.name) {
             guard let t = tensors[e.name] else { continue }
             let expectedType = e.kind == .counter ? "I64" : "F32"
-            if t.shape != e.shape { problems.append("\(e.name) has shape \(t.shape), expected \(e.shape)") }
-            else if t.dtype != expectedType { problems.append("\(e.name) is \(t.dtype), expected \(expectedType)") }
+            if t.shape != e.shape { problems.append("\(prefix + e.name) has shape \(t.shape), expected \(e.shape)") }
+            else if t.dtype != expectedType { problems.append("\(prefix + e.name) is \(t.dtype), expected \(expectedType)") }
         }
         guard problems.isEmpty else {
             throw WeightsError(path: path, message: "does not fit \(architecture): " + problems.joined(separator: "; "))
@@ -128,26 +147,36 @@ extension Model {
                 }
             }
         }
-        return metadata
     }
 }
 
 extension Optimizer {
+    /// Moments as safetensors entries (`prefix + "moment1"`, `prefix + "moment2"`); the step count goes in metadata.
+    public func tensors(prefix: String = "") -> [(String, Safetensors.Entry)] {
+        let n = store.parameterCount
+        return [(prefix + "moment1", .init(dtype: "F32", shape: [n], data: Safetensors.floats(moment1.baseAddress!, n))),
+                (prefix + "moment2", .init(dtype: "F32", shape: [n], data: Safetensors.floats(moment2.baseAddress!, n)))]
+    }
+
     /// Saves moments and the step count beside a checkpoint, so training resumes exactly.
     public func save(to path: String) throws {
-        let n = store.parameterCount
-        try Safetensors.write([("moment1", .init(dtype: "F32", shape: [n], data: Safetensors.floats(moment1.baseAddress!, n))),
-                               ("moment2", .init(dtype: "F32", shape: [n], data: Safetensors.floats(moment2.baseAddress!, n)))],
-                              metadata: ["optimizer": kind.name, "step": String(stepCount)], to: path)
+        try Safetensors.write(tensors(), metadata: ["optimizer": kind.name, "step": String(stepCount)], to: path)
     }
 
     /// Restores moments and the step count saved by `save(to:)`.
     public func load(from path: String) throws {
         let (tensors, metadata) = try Safetensors.read(path)
+        guard metadata["optimizer"] == kind.name, let step = metadata["step"].flatMap(Int.init) else {
+            throw WeightsError(path: path, message: "optimizer state for \(metadata["optimizer"] ?? "?"); expected \(kind.name)")
+        }
+        try load(tensors, path: path, step: step)
+    }
+
+    /// Restores moments named `prefix + "moment1/2"` and sets the step count.
+    public func load(_ tensors: [String: Safetensors.Entry], prefix: String = "", path: String, step: Int) throws {
         let n = store.parameterCount
-        guard metadata["optimizer"] == kind.name, let step = metadata["step"].flatMap(Int.init),
-              let m1 = tensors["moment1"], let m2 = tensors["moment2"], m1.shape == [n], m2.shape == [n] else {
-            throw WeightsError(path: path, message: "optimizer state for \(metadata["optimizer"] ?? "?") with \(tensors["moment1"]?.shape ?? []) values; expected \(kind.name) with [\(n)]")
+        guard let m1 = tensors[prefix + "moment1"], let m2 = tensors[prefix + "moment2"], m1.shape == [n], m2.shape == [n] else {
+            throw WeightsError(path: path, message: "optimizer state \(prefix)moment1 has \(tensors[prefix + "moment1"]?.shape ?? []) values; expected [\(n)]")
         }
         m1.data.withUnsafeBytes { moment1.baseAddress!.update(from: $0.bindMemory(to: Float.self).baseAddress!, count: n) }
         m2.data.withUnsafeBytes { moment2.baseAddress!.update(from: $0.bindMemory(to: Float.self).baseAddress!, count: n) }

@@ -1,0 +1,90 @@
+import Foundation
+import NN
+
+/// What a checkpoint must say so `gigapatch-predict` can rebuild the models and read patches the same way.
+public struct CheckpointInfo: Sendable, Equatable, Codable {
+    public var method: String
+    public var backbone: String
+    public var latent: Int
+    public var headFeatures: Int
+    public var headDropout: Double
+    public var classes: Int
+    public var loss: LossKind
+    public var normalization: Normalization
+    public var patchSize: Int
+    public var imageSize: Int
+    public var maxGrid: Int
+    public var oversize: OversizePolicy
+    public var dataset: String
+    public var tilingID: Int64
+    /// The tiling's parameters (JSON), so a different index can be checked for the same tiling.
+    public var tilingParams: String
+    public var splitScheme: String
+    public var selectBy: String
+}
+
+/// Where training stands: epochs finished and the best validation score so far.
+public struct TrainerState: Sendable, Equatable, Codable {
+    public var epochsDone: Int
+    public var bestScore: Double?
+    public var bestEpoch: Int?
+    public var runID: Int64?
+}
+
+/// A training checkpoint: the models' weights (`backbone.*`, `head.*` with PyTorch state_dict names) in one
+/// safetensors file whose metadata holds `CheckpointInfo` and `TrainerState` as JSON, and the optimizers' moments
+/// in `<name>.optimizer.safetensors` beside it. Both are written atomically, optimizer state first, and carry the
+/// same epoch, so a crash between the two writes is detected on resume.
+enum Checkpoint {
+    static func optimizerPath(_ path: String) -> String {
+        String(path.dropLast(".safetensors".count)) + ".optimizer.safetensors"
+    }
+
+    static func save(_ parts: [(prefix: String, model: Model, optimizer: Optimizer)], info: CheckpointInfo, state: TrainerState,
+                     to path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let infoJSON = String(decoding: try encoder.encode(info), as: UTF8.self)
+        let stateJSON = String(decoding: try encoder.encode(state), as: UTF8.self)
+        var optimizerMeta = ["epochs_done": String(state.epochsDone)]
+        for part in parts {
+            optimizerMeta[part.prefix + "optimizer"] = part.optimizer.kind.name
+            optimizerMeta[part.prefix + "step"] = String(part.optimizer.stepCount)
+        }
+        try Safetensors.write(parts.flatMap { $0.optimizer.tensors(prefix: $0.prefix) }, metadata: optimizerMeta, to: optimizerPath(path))
+        try Safetensors.write(parts.flatMap { $0.model.tensors(prefix: $0.prefix) },
+                              metadata: ["gigapatch": infoJSON, "trainer_state": stateJSON, "format": "pt",
+                                         "architecture": "\(info.method):\(info.backbone)"], to: path)
+    }
+
+    /// Reads the metadata of a checkpoint.
+    /// - Throws: `TrainingError` when the file is not a Gigapatch training checkpoint.
+    static func info(_ path: String) throws -> (info: CheckpointInfo, state: TrainerState, tensors: [String: Safetensors.Entry]) {
+        let (tensors, metadata) = try Safetensors.read(path)
+        guard let infoJSON = metadata["gigapatch"], let stateJSON = metadata["trainer_state"],
+              let info = try? JSONDecoder().decode(CheckpointInfo.self, from: Data(infoJSON.utf8)),
+              let state = try? JSONDecoder().decode(TrainerState.self, from: Data(stateJSON.utf8)) else {
+            throw TrainingError("\(path): not a Gigapatch training checkpoint (no 'gigapatch' metadata); give a file from RUNDIR/checkpoints")
+        }
+        return (info, state, tensors)
+    }
+
+    /// Loads weights into the models, and optimizer state when `optimizers` is true; returns the trainer state.
+    static func load(_ parts: [(prefix: String, model: Model, optimizer: Optimizer)], from path: String, optimizers: Bool) throws -> TrainerState {
+        let (_, state, tensors) = try info(path)
+        for part in parts { try part.model.load(tensors, prefix: part.prefix, path: path) }
+        guard optimizers else { return state }
+        let statePath = optimizerPath(path)
+        let (moments, meta) = try Safetensors.read(statePath)
+        guard meta["epochs_done"] == String(state.epochsDone) else {
+            throw TrainingError("\(statePath): optimizer state is from epoch \(meta["epochs_done"] ?? "?") but the weights are from epoch \(state.epochsDone) (interrupted while saving?); resume from best.safetensors or start again")
+        }
+        for part in parts {
+            guard meta[part.prefix + "optimizer"] == part.optimizer.kind.name, let step = meta[part.prefix + "step"].flatMap(Int.init) else {
+                throw TrainingError("\(statePath): optimizer state is for \(meta[part.prefix + "optimizer"] ?? "?"), the run uses \(part.optimizer.kind.name); resume with the run's own --optimizer")
+            }
+            try part.optimizer.load(moments, prefix: part.prefix, path: statePath, step: step)
+        }
+        return state
+    }
+}

@@ -1,0 +1,235 @@
+import Foundation
+import NN
+import Seeded
+import SlideIO
+
+/// How logits become a loss, classes and probabilities: softmax cross-entropy or cumulative (ordinal) bins.
+public enum LossKind: String, Sendable, Codable {
+    case ce, ordinal
+
+    /// Outputs the model needs for `classes` classes (K for cross-entropy, K - 1 cumulative bins for ordinal).
+    public func outputs(classes: Int) -> Int { self == .ce ? classes : classes - 1 }
+
+    func loss(_ logits: Tensor, _ targets: [Int], smoothing: Float) -> LossResult {
+        self == .ce ? CrossEntropy.compute(logits: logits, targets: targets, labelSmoothing: smoothing)
+                    : OrdinalLoss.cumulativeBCE(logits: logits, targets: targets)
+    }
+
+    /// Class probabilities per example: softmax, or differences of the cumulative probabilities P(y > k) = sigmoid(z_k).
+    public func probabilities(_ logits: Tensor) -> [[Double]] {
+        let n = logits.shape[0], m = logits.count / max(1, n), p = logits.pointer
+        return (0 ..< n).map { i in
+            let z = (0 ..< m).map { Double(p[i * m + $0]) }
+            switch self {
+            case .ce:
+                let top = z.max() ?? 0
+                let e = z.map { exp($0 - top) }
+                let sum = e.reduce(0, +)
+                return e.map { $0 / sum }
+            case .ordinal:
+                // Cumulative probabilities are made non-increasing before differencing, so every class probability is >= 0.
+                var above = z.map { 1 / (1 + exp(-$0)) }
+                for k in above.indices.dropFirst() { above[k] = min(above[k], above[k - 1]) }
+                return (0 ... m).map { k in (k == 0 ? 1 : above[k - 1]) - (k == m ? 0 : above[k]) }
+            }
+        }
+    }
+
+    /// Predicted classes: arg-max, or the number of cumulative bins above one half.
+    public func predictions(_ logits: Tensor) -> [Int] {
+        switch self {
+        case .ce:
+            let n = logits.shape[0], m = logits.count / max(1, n), p = logits.pointer
+            return (0 ..< n).map { i in (0 ..< m).max { p[i * m + $0] < p[i * m + $1] }! }
+        case .ordinal: return OrdinalLoss.cumulativePrediction(logits: logits)
+        }
+    }
+}
+
+/// A training method the trainer drives: PatchGD over patch grids, or GD on whole downscaled images.
+protocol TrainingMethod: AnyObject {
+    /// Models with their checkpoint prefixes and optimizers (one optimizer per model).
+    var parts: [(prefix: String, model: Model, optimizer: Optimizer)] { get }
+    /// Called before every optimizer step (schedule, clipping).
+    var beforeStep: (() -> Void)? { get set }
+    /// One training step on a mini-batch; returns the loss and the logits of the last forward pass.
+    func train(_ images: [TrainingImage], labels: [Int], epoch: Int, batch: Int) throws -> (loss: Float, logits: Tensor)
+    /// Logits in evaluation mode (no augmentation, running BatchNorm statistics).
+    func logits(_ images: [TrainingImage]) throws -> Tensor
+    /// Patches (PatchGD) or images (GD) read per training mini-batch, for progress.
+    func workUnits(_ images: [TrainingImage]) -> Int
+}
+
+/// PatchGD: patches streamed lazily from the slides through a `PatchReader`.
+final class PatchGDMethod: TrainingMethod {
+    let core: PatchGD
+    let reader: PatchReader
+    let augmentation: AugmentationSettings
+    let seed: UInt64
+    let loss: (Tensor, [Int]) -> LossResult
+
+    init(core: PatchGD, reader: PatchReader, augmentation: AugmentationSettings, seed: UInt64, loss: @escaping (Tensor, [Int]) -> LossResult) {
+        self.core = core
+        self.reader = reader
+        self.augmentation = augmentation
+        self.seed = seed
+        self.loss = loss
+    }
+
+    var parts: [(prefix: String, model: Model, optimizer: Optimizer)] {
+        [("backbone.", core.backbone, core.backboneOptimizer), ("head.", core.head, core.headOptimizer)]
+    }
+
+    var beforeStep: (() -> Void)? {
+        get { core.beforeStep }
+        set { core.beforeStep = newValue }
+    }
+
+    /// The patch provider for a batch: augmentation per (epoch, slide, cell), so a patch looks the same in the fill pass
+    /// and when recomputed with gradients within one step.
+    func provider(_ images: [TrainingImage], epoch: Int?) -> (PatchProvider, PatchPrefetcher) {
+        let reader = self.reader, settings = augmentation, seed = self.seed
+        let provide: PatchProvider = { b, cells in
+            let image = images[b]
+            let augmentations = epoch.flatMap { e in
+                settings.isNone ? nil : cells.map { settings.draw(seed: SplitMix64(seed: seed).derived(UInt64(e), UInt64(bitPattern: image.slideID), UInt64($0)).state) }
+            }
+            return try reader.read(image.locations(of: cells), augmentations: augmentations)
+        }
+        let prefetch: PatchPrefetcher = { b, cells in reader.prefetch(images[b].locations(of: cells)) }
+        return (provide, prefetch)
+    }
+
+    func train(_ images: [TrainingImage], labels: [Int], epoch: Int, batch: Int) throws -> (loss: Float, logits: Tensor) {
+        let (provide, prefetch) = provider(images, epoch: epoch)
+        var rng = SplitMix64(seed: seed).derived(1, UInt64(epoch), UInt64(batch))
+        let result = try core.trainStep(images.map(\.grid), labels: labels, patches: provide, prefetch: prefetch, rng: &rng, loss: loss)
+        return (result.loss, result.logits)
+    }
+
+    func logits(_ images: [TrainingImage]) throws -> Tensor {
+        let (provide, prefetch) = provider(images, epoch: nil)
+        return head(try core.fill(images.map(\.grid), patches: provide, prefetch: prefetch))
+    }
+
+    private func head(_ z: Tensor) -> Tensor { core.head.forward(z, Context(training: false, recordForBackward: false)) }
+
+    func workUnits(_ images: [TrainingImage]) -> Int {
+        // The fill pass reads every patch; the inner iterations recompute each once more per sweep.
+        images.reduce(0) { $0 + $1.grid.cells.count } * 2
+    }
+}
+
+/// The GD baseline: the backbone trained end to end on each whole image downscaled to `imageSize` (letter-boxed in white).
+final class GDMethod: TrainingMethod {
+    let model: Model
+    let optimizer: Optimizer
+    let images: WholeImageReader
+    let augmentation: AugmentationSettings
+    let seed: UInt64
+    let loss: (Tensor, [Int]) -> LossResult
+    var beforeStep: (() -> Void)?
+
+    init(model: Model, optimizer: Optimizer, images: WholeImageReader, augmentation: AugmentationSettings, seed: UInt64,
+         loss: @escaping (Tensor, [Int]) -> LossResult) {
+        self.model = model
+        self.optimizer = optimizer
+        self.images = images
+        self.augmentation = augmentation
+        self.seed = seed
+        self.loss = loss
+    }
+
+    var parts: [(prefix: String, model: Model, optimizer: Optimizer)] { [("backbone.", model, optimizer)] }
+
+    func train(_ batch: [TrainingImage], labels: [Int], epoch: Int, batch index: Int) throws -> (loss: Float, logits: Tensor) {
+        let augmentations = augmentation.isNone ? nil : batch.map {
+            augmentation.draw(seed: SplitMix64(seed: seed).derived(UInt64(epoch), UInt64(bitPattern: $0.slideID)).state)
+        }
+        let x = try images.read(batch.map(\.path), augmentations: augmentations)
+        let rng = SplitMix64(seed: seed).derived(1, UInt64(epoch), UInt64(index))
+        let ctx = Context(training: true, recordForBackward: true, seed: rng.state)
+        model.store.zeroGradients()
+        let logits = model.forward(x, ctx)
+        let result = loss(logits, labels)
+        model.backward(result.gradient, ctx)
+        beforeStep?()
+        optimizer.step()
+        return (result.loss, logits)
+    }
+
+    func logits(_ batch: [TrainingImage]) throws -> Tensor {
+        model.forward(try images.read(batch.map(\.path), augmentations: nil), Context(training: false, recordForBackward: false))
+    }
+
+    func workUnits(_ images: [TrainingImage]) -> Int { images.count }
+}
+
+/// Reads whole slides downscaled to fit `size` x `size` from the best pyramid level (never level 0 of a large slide),
+/// letter-boxed in white, normalised; keeps up to `capacity` decoded images.
+final class WholeImageReader: @unchecked Sendable {
+    let size: Int
+    let normalization: Normalization
+    let capacity: Int
+    private let lock = NSLock()
+    private var cache: [String: [UInt8]] = [:]
+    private var order: [String] = []
+
+    init(size: Int, normalization: Normalization, capacity: Int) {
+        self.size = size
+        self.normalization = normalization
+        self.capacity = capacity
+    }
+
+    func read(_ paths: [String], augmentations: [PatchAugmentation]?) throws -> Tensor {
+        let p = size, plane = p * p
+        let out = Tensor(uninitialized: [paths.count, 3, p, p])
+        let failures = FirstError()
+        let mean = normalization.mean, std = normalization.std, po = out.pointer
+        Parallel.forRange(paths.count, grain: 1) { r in
+            for i in r {
+                do {
+                    let rgb = try self.rgb(paths[i])
+                    let base = po + i * 3 * plane
+                    rgb.withUnsafeBufferPointer { (augmentations?[i] ?? PatchAugmentation()).apply(rgb: $0, p: p, into: base) }
+                    for c in 0 ..< 3 {
+                        let dst = base + c * plane
+                        for j in 0 ..< plane { dst[j] = (dst[j] - mean[c]) / std[c] }
+                    }
+                } catch {
+                    failures.record(error)
+                }
+            }
+        }
+        if let error = failures.error { throw error }
+        return out
+    }
+
+    func rgb(_ path: String) throws -> [UInt8] {
+        if let hit = lock.withLock({ cache[path] }) { return hit }
+        let thumb = try Slide(path: path).thumbnail(maxSize: size)
+        var square = [UInt8](repeating: 255, count: 3 * size * size)
+        let x0 = (size - thumb.width) / 2, y0 = (size - thumb.height) / 2
+        for y in 0 ..< thumb.height {
+            let d = 3 * ((y0 + y) * size + x0), s = 3 * y * thumb.width
+            square.replaceSubrange(d ..< d + 3 * thumb.width, with: thumb.pixels[s ..< s + 3 * thumb.width])
+        }
+        lock.withLock {
+            if cache[path] == nil, capacity > 0 {
+                if cache.count >= capacity { cache[order.removeFirst()] = nil }
+                cache[path] = square
+                order.append(path)
+            }
+        }
+        return square
+    }
+}
+
+/// Peak resident memory of this process (VmHWM), in MiB.
+public func peakResidentMiB() -> Double {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        return Double(line.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0) / 1024
+    }
+    return 0
+}

@@ -1,0 +1,169 @@
+import Foundation
+import NN
+import PatchIndex
+
+/// What `gigapatch-predict` is asked to do.
+public struct PredictOptions: Sendable {
+    public var db: String
+    public var checkpoint: String
+    public var out: String
+    /// val | test | train | all
+    public var split: String = "val"
+    /// With `split == "val"`: take the slides of this fold instead of the split named val.
+    public var valFold: Int?
+    /// csv | json | panda
+    public var format: String = "csv"
+    public var workers: Int = 0
+
+    public init(db: String, checkpoint: String, out: String, split: String = "val", valFold: Int? = nil, format: String = "csv", workers: Int = 0) {
+        self.db = db
+        self.checkpoint = checkpoint
+        self.out = out
+        self.split = split
+        self.valFold = valFold
+        self.format = format
+        self.workers = workers
+    }
+}
+
+/// One slide's prediction.
+public struct SlidePrediction: Sendable, Equatable, Codable {
+    public var imageID: String
+    public var predicted: Int
+    public var probabilities: [Double]
+    public var label: Int?
+
+    enum CodingKeys: String, CodingKey { case imageID = "image_id", predicted, probabilities, label }
+}
+
+/// The outcome of a prediction run.
+public struct PredictSummary: Sendable {
+    public var predictions: [SlidePrediction]
+    /// Slides that could not be read: key and reason.
+    public var skipped: [(key: String, reason: String)]
+    /// Over the slides with a label; nil when none has one.
+    public var metrics: ClassificationMetrics?
+    public var runID: Int64
+    public var classes: Int
+}
+
+/// Runs a checkpoint over slides of the index and exports one row per slide.
+public enum Predictor {
+    public static let formats = ["csv", "json", "panda"]
+    public static let splits = ["val", "test", "train", "all"]
+
+    /// Predicts, writes `out` atomically and stores the predictions in the index.
+    /// - Throws: `TrainingError` for bad options, an unusable checkpoint or database; unreadable slides are skipped, not fatal.
+    public static func run(_ options: PredictOptions, log: (String) -> Void = { _ in }) throws -> PredictSummary {
+        guard formats.contains(options.format) else { throw TrainingError("invalid option: --format must be csv, json or panda, not '\(options.format)'") }
+        guard splits.contains(options.split) else { throw TrainingError("invalid option: --split must be val, test, train or all, not '\(options.split)'") }
+        BLAS.configure()
+        if options.workers > 0 { Parallel.threads = options.workers }
+        guard FileManager.default.fileExists(atPath: options.checkpoint) else {
+            throw TrainingError("\(options.checkpoint): no such checkpoint; give RUNDIR/checkpoints/best.safetensors or last.safetensors")
+        }
+        let (info, state, _) = try Checkpoint.info(options.checkpoint)
+        let index = try PatchIndex.existing(at: options.db)
+        let tilingID = try matchingTiling(index: index, info: info)
+        let data = try PatchDataset.load(index: index, dataset: info.dataset, tilingID: tilingID, scheme: info.splitScheme,
+                                         maxGrid: info.maxGrid, oversize: info.oversize)
+        let images = data.images.filter { image in
+            switch options.split {
+            case "all": return true
+            case "val": return options.valFold.map { image.fold == $0 } ?? (image.split == "val")
+            default: return image.split == options.split
+            }
+        }
+        guard !images.isEmpty else {
+            throw TrainingError("\(options.db): no ingested slide of dataset '\(info.dataset)' is in split '\(options.split)'\(options.valFold.map { " (fold \($0))" } ?? ""); choose another --split")
+        }
+        var trainOptions = TrainOptions()
+        trainOptions.method = info.method
+        trainOptions.backbone = info.backbone
+        trainOptions.augment = false
+        let method = try Trainer.makeMethod(info: info, options: trainOptions)
+        _ = try Checkpoint.load(method.parts, from: options.checkpoint, optimizers: false)
+
+        var predictions: [SlidePrediction] = [], rows: [PredictionRow] = []
+        var skipped: [(key: String, reason: String)] = []
+        for (i, image) in images.enumerated() {
+            guard FileManager.default.fileExists(atPath: image.path) else {
+                skipped.append((image.key, "\(image.path): slide file missing"))
+                log("skipped \(image.key): \(image.path) is missing (moved or deleted since ingest?)")
+                continue
+            }
+            if image.grid.cells.isEmpty && info.method == "patchgd" {
+                skipped.append((image.key, "no patches"))
+                continue
+            }
+            do {
+                let logits = try method.logits([image])
+                let probabilities = info.loss.probabilities(logits)[0]
+                let predicted = info.loss.predictions(logits)[0]
+                predictions.append(SlidePrediction(imageID: image.key, predicted: predicted, probabilities: probabilities, label: image.label))
+                rows.append(PredictionRow(slideID: image.slideID, predicted: predicted, probabilities: probabilities))
+            } catch {
+                skipped.append((image.key, "\(error)"))
+                log("skipped \(image.key): \(error)")
+            }
+            if (i + 1) % 50 == 0 { log("predicted \(i + 1)/\(images.count) slides") }
+        }
+        try write(predictions, classes: info.classes, format: options.format, to: options.out)
+
+        let runID: Int64
+        if let id = state.runID, let run = try index.run(id: id), run.method == info.method, try index.runID(directory: runDirectory(of: options.checkpoint)) == id {
+            runID = id
+        } else {
+            runID = try index.beginRun(datasetID: data.datasetID, name: "predict \((options.checkpoint as NSString).lastPathComponent)",
+                                       directory: runDirectory(of: options.checkpoint), method: info.method,
+                                       paramsJSON: "{\"checkpoint\":\"\(absolute(options.checkpoint))\"}")
+            try index.finishRun(id: runID, status: "done")
+        }
+        try index.savePredictions(runID: runID, rows)
+        let labelled = predictions.filter { $0.label != nil }
+        let metrics = labelled.isEmpty ? nil : ClassificationMetrics(actual: labelled.map { $0.label! }, predicted: labelled.map(\.predicted), classes: info.classes)
+        return PredictSummary(predictions: predictions, skipped: skipped, metrics: metrics, runID: runID, classes: info.classes)
+    }
+
+    /// The run directory a checkpoint belongs to (RUNDIR/checkpoints/x.safetensors -> RUNDIR).
+    static func runDirectory(of checkpoint: String) -> String {
+        absolute(((checkpoint as NSString).deletingLastPathComponent as NSString).deletingLastPathComponent)
+    }
+
+    /// The tiling of the index with the checkpoint's parameters (its id may differ in another index).
+    static func matchingTiling(index: PatchIndex, info: CheckpointInfo) throws -> Int64 {
+        guard let datasetID = try index.existingDatasetID(named: info.dataset) else {
+            throw TrainingError("\(index.path): no dataset '\(info.dataset)' (the checkpoint's); ingest the slides into it with the same parameters")
+        }
+        let tilings = try index.tilings(datasetID: datasetID)
+        if let same = tilings.first(where: { $0.paramsJSON == info.tilingParams }) { return same.id }
+        throw TrainingError("\(index.path): dataset '\(info.dataset)' has no tiling with the checkpoint's parameters (\(info.tilingParams)); ingest with the same preset and options")
+    }
+
+    /// Writes predictions as CSV (image_id, predicted, prob_0..prob_{K-1}, label), JSON, or PANDA's image_id,isup_grade.
+    public static func write(_ predictions: [SlidePrediction], classes: Int, format: String, to path: String) throws {
+        let text: String
+        switch format {
+        case "json":
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+            text = String(decoding: try encoder.encode(predictions), as: UTF8.self) + "\n"
+        case "panda":
+            text = (["image_id,isup_grade"] + predictions.map { "\(csvField($0.imageID)),\($0.predicted)" }).joined(separator: "\n") + "\n"
+        default:
+            let header = ["image_id", "predicted"] + (0 ..< classes).map { "prob_\($0)" } + ["label"]
+            let lines = predictions.map { p in
+                ([csvField(p.imageID), String(p.predicted)] + p.probabilities.map { String(format: "%.6f", $0) } + [p.label.map(String.init) ?? ""])
+                    .joined(separator: ",")
+            }
+            text = ([header.joined(separator: ",")] + lines).joined(separator: "\n") + "\n"
+        }
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty { try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+        try atomicWrite(text, to: path)
+    }
+
+    static func csvField(_ s: String) -> String {
+        s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+    }
+}

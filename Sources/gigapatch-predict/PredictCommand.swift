@@ -1,0 +1,39 @@
+import ArgumentParser
+import Foundation
+import GigapatchCLI
+import PatchGD
+
+/// `gigapatch-predict`: per-slide predictions of a checkpoint to CSV, JSON or PANDA's submission form, and to the index.
+struct PredictCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gigapatch-predict",
+        abstract: "Predict one class per slide with a trained checkpoint; write CSV, JSON or PANDA submission rows and store them in the index.",
+        discussion: """
+            CSV columns: image_id, predicted, prob_0 ... prob_{K-1}, label (empty when unknown). With labels known it \
+            prints accuracy, quadratic weighted kappa and the confusion matrix. Slides that cannot be read are reported \
+            and skipped.
+            """)
+
+    @Option(help: "Patch index holding the slides (the dataset and tiling the checkpoint was trained on).") var db: String
+    @Option(help: "Checkpoint written by gigapatch-train (RUNDIR/checkpoints/best.safetensors).") var checkpoint: String
+    @Option(help: "Output file.") var out: String
+    @Option(help: "Slides to predict: val, test, train or all.") var split: String = "val"
+    @Option(help: "Predict the slides of this fold (with --split val).") var valFold: Int?
+    @Option(help: "csv, json or panda (image_id,isup_grade).") var format: String = "csv"
+    @Option(help: "Compute threads (default: every core).") var workers: Int = 0
+
+    func run() throws {
+        let options = PredictOptions(db: db, checkpoint: checkpoint, out: out, split: split, valFold: valFold, format: format, workers: workers)
+        do {
+            let summary = try Predictor.run(options) { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+            print("\(summary.predictions.count) slides predicted -> \(out)" + (summary.skipped.isEmpty ? "" : "; \(summary.skipped.count) skipped (see above)"))
+            if let m = summary.metrics {
+                print(String(format: "accuracy %.4f  quadratic weighted kappa %.4f  (%d labelled slides)", m.accuracy, m.kappa, m.count))
+                print(m.confusionTable())
+            }
+        } catch {
+            FileHandle.standardError.write(Data("gigapatch-predict: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}
