@@ -247,7 +247,7 @@ public final class Trainer {
                 let images = order[b * batchSize ..< min(train.count, (b + 1) * batchSize)].map { train[$0] }
                 let labels = images.map { $0.label! }
                 let (value, logits) = try method.train(images, labels: labels, epoch: epoch, batch: b)
-                if !value.isFinite || nonFinite {
+                if !value.isFinite || nonFinite || !method.parts.allSatisfy({ $0.model.store.valuesAreFinite() }) {
                     throw TrainingError("non-finite loss (\(value)) at epoch \(epoch + 1), batch \(b + 1) (slides \(images.map(\.key).joined(separator: ", "))); stopped. The last good checkpoint \(state.epochsDone > 0 ? lastPath + " (epoch \(state.epochsDone))" : "(none yet)") is kept; lower --lr or set --clip")
                 }
                 lossSum += Double(value) * Double(images.count)
@@ -267,6 +267,9 @@ public final class Trainer {
                 metrics.valAccuracy = evaluation.metrics.accuracy
                 metrics.valKappa = evaluation.metrics.kappa
                 metrics.valConfusion = evaluation.metrics.confusion
+                guard evaluation.loss.isFinite else {
+                    throw TrainingError("non-finite validation loss (\(evaluation.loss)) after epoch \(epoch + 1); stopped. The last good checkpoint \(state.epochsDone > 0 ? lastPath + " (epoch \(state.epochsDone))" : "(none yet)") is kept; lower --lr or set --clip")
+                }
             }
             metrics.seconds = Date().timeIntervalSince(start)
             metrics.patchesPerSecond = Double(units) / max(1e-9, metrics.seconds)

@@ -101,4 +101,18 @@ struct LayoutTests {
         let middle = counts[counts.count / 2]
         #expect(counts.first! > 3 * middle && counts.last! > 3 * middle)
     }
+
+    /// A recipe where one digit can nearly fill the image (252 px in 256 px) still lays out every image without overlap:
+    /// the layout starts again with fresh scales instead of redrawing the blocked digit forever.
+    @Test func tightRecipeTerminates() {
+        var recipe = UltraMNISTRecipe.patchgd
+        recipe.size = 256
+        let generator = LayoutGenerator(recipe: recipe, pool: (0 ..< 10).map { [$0] })
+        var rng = SplitMix64(seed: 5)
+        for i in 0 ..< 200 {
+            let layout = generator.layout(id: "\(i)", split: "train", label: i % 10, using: &rng)
+            #expect(layout.digits.reduce(0) { $0 + $1.value } == i % 10)
+            for (a, d) in layout.digits.enumerated() { #expect(!layout.digits[(a + 1)...].contains { $0.overlaps(d) }) }
+        }
+    }
 }

@@ -178,6 +178,19 @@ extension ParameterStore {
         return Float(total.squareRoot())
     }
 
+    /// Whether every parameter is a finite number (a diverged step leaves infinities or NaNs behind).
+    public func valuesAreFinite() -> Bool {
+        let v = values.baseAddress!
+        var i = 0
+        var acc = SIMD8<Float>()
+        while i + 8 <= parameterCount {
+            acc += SIMD8<Float>(UnsafeBufferPointer(start: v + i, count: 8)) * 0   // 0 * inf and 0 * nan are nan
+            i += 8
+        }
+        while i < parameterCount { acc[0] += v[i] * 0; i += 1 }
+        return acc.sum() == 0
+    }
+
     /// Scales gradients so their total L2 norm is at most `maxNorm`; returns the norm before clipping.
     @discardableResult
     public func clipGradients(maxNorm: Float) -> Float {

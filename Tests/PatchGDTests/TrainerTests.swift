@@ -1,0 +1,235 @@
+import Foundation
+import Ingest
+import Manifests
+import NN
+import PatchIndex
+import SlideIO
+import TestSupport
+import Testing
+import UltraMNIST
+@testable import PatchGD
+
+/// Small datasets in a patch index, built the way users build them: files written, then ingested.
+struct TrainerFixture {
+    let dir = TemporaryDirectory()
+    var db: String { dir.file("index.sqlite") }
+
+    /// Two classes told apart by where a dark blob sits (left or right half), 128 x 128 slides, 32 px patches (4 x 4
+    /// grids): the head must use the positions of Z's cells. Slides 0..<train are train, the rest val.
+    static func positional(train: Int = 8, val: Int = 4) throws -> TrainerFixture {
+        let f = TrainerFixture()
+        try FileManager.default.createDirectory(atPath: f.dir.file("slides"), withIntermediateDirectories: true)
+        var rows = ["slide,label,split"]
+        for i in 0 ..< train + val {
+            let label = i % 2
+            let y = 30.0 + Double(i * 13 % 60)
+            let blob = Blob(centerX: label == 0 ? 32 : 96, centerY: y, radiusX: 20, radiusY: 20)
+            try SyntheticSlide(width: 128, height: 128, blobs: [blob]).write(to: f.dir.file("slides/s\(i).tiff"))
+            rows.append("slides/s\(i).tiff,\(label),\(i < train ? "train" : "val")")
+        }
+        try (rows.joined(separator: "\n") + "\n").write(toFile: f.dir.file("manifest.csv"), atomically: true, encoding: .utf8)
+        var settings = try IngestSettings.preset("ultramnist")
+        settings.patchSize = 32
+        try f.ingest(manifest: f.dir.file("manifest.csv"), settings: settings)
+        return f
+    }
+
+    /// A small UltraMNIST set (digit-like fake MNIST, 128 px images, scales 1-4, 64 px patches: 2 x 2 grids).
+    static func ultraMNIST(trainPerClass: Int = 2) throws -> TrainerFixture {
+        let f = TrainerFixture()
+        try FakeMNIST.write(to: f.dir.file("mnist"))
+        var recipe = UltraMNISTRecipe.patchgd
+        recipe.size = 128
+        recipe.minScale = 1
+        recipe.maxScale = 2
+        recipe.scaleWeights = UltraMNISTRecipe.vShape(descendingFrom: 2, count: 2)
+        recipe.classes = 4
+        recipe.minDigits = 1
+        recipe.maxDigits = 2
+        let job = UltraMNISTJob(recipe: recipe, counts: SplitCounts(train: trainPerClass, val: 1, test: 0), seed: 3)
+        try UltraMNISTGenerator.run(job: job, mnistDirectory: f.dir.file("mnist"), outDirectory: f.dir.file("um"), workers: 2) { _ in }
+        var settings = try IngestSettings.preset("ultramnist")
+        settings.patchSize = 64
+        try f.ingest(manifest: f.dir.file("um/manifest.csv"), settings: settings)
+        return f
+    }
+
+    func ingest(manifest: String, settings: IngestSettings) throws {
+        let request = IngestRequest(slidesDirectory: nil, manifestPath: manifest, databasePath: db, dataset: "test", settings: settings, workers: 2)
+        let summary = try IngestStage.run(request, log: { _ in }, progress: { _, _, _ in })
+        #expect(summary.slides.failed == 0)
+    }
+
+    /// Options for a fast tiny run.
+    func options(_ out: String, epochs: Int = 2) -> TrainOptions {
+        var o = TrainOptions()
+        o.db = db
+        o.out = dir.file(out)
+        o.backbone = "tiny"
+        o.latent = 16
+        o.headFeatures = 16
+        o.headDropout = 0
+        o.epochs = epochs
+        o.batchSize = 4
+        o.sampling = 0.25
+        o.lr = 3e-3
+        o.normalization = "mnist"
+        o.seed = 7
+        o.selectBy = "accuracy"
+        return o
+    }
+}
+
+struct TrainerTests {
+    @Test func lossDecreasesOnSmallUltraMNIST() throws {
+        let f = try TrainerFixture.ultraMNIST(trainPerClass: 3)
+        var o = f.options("run", epochs: 6)
+        o.augment = false
+        o.schedule = "constant"
+        let summary = try Trainer(options: o).run()
+        #expect(summary.epochs.count == 6)
+        let first = summary.epochs.first!.trainLoss, last = summary.epochs.last!.trainLoss
+        #expect(last < first * 0.9, "train loss \(first) -> \(last)")
+        // metrics.jsonl has one line per epoch with the documented keys, and metrics.csv the same rows.
+        let lines = try String(contentsOfFile: f.dir.file("run/metrics.jsonl"), encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 6)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
+        for key in ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_kappa", "seconds", "peak_rss_mb"] {
+            #expect(object[key] != nil, "metrics.jsonl lacks \(key)")
+        }
+        let csv = try CSVTable(text: String(contentsOfFile: f.dir.file("run/metrics.csv"), encoding: .utf8))
+        #expect(csv.rows.count == 6 && csv.header.contains("val_kappa"))
+    }
+
+    /// The positional set is fitted perfectly: every training slide predicted right in evaluation mode.
+    @Test func overfitsSmallSetToFullTrainingAccuracy() throws {
+        let f = try TrainerFixture.positional()
+        var o = f.options("run", epochs: 25)
+        o.augment = false
+        o.sampling = 0.5
+        o.batchSize = 8
+        let summary = try Trainer(options: o).run()
+        #expect(summary.epochs.last!.trainLoss < summary.epochs.first!.trainLoss)
+        let result = try Predictor.run(PredictOptions(db: f.db, checkpoint: summary.lastCheckpoint, out: f.dir.file("train.csv"), split: "train"))
+        #expect(result.predictions.count == 8)
+        #expect(result.metrics?.accuracy == 1, "training accuracy \(result.metrics?.accuracy ?? -1)")
+    }
+
+    /// Stopped after epoch 1 and resumed, a run ends with exactly the weights, optimizer state and metrics of one that ran through.
+    @Test func resumeEqualsNoInterruption() throws {
+        let f = try TrainerFixture.positional(train: 6, val: 2)
+        var o = f.options("straight", epochs: 3)
+        o.colorJitter = 0.2
+        o.headDropout = 0.2
+        let straight = try Trainer(options: o).run()
+
+        o.out = f.dir.file("interrupted")
+        let first = Trainer(options: o)
+        first.stopAfterEpochs = 1
+        let partial = try first.run()
+        #expect(partial.epochs.count == 1)
+        let index = try PatchIndex.existing(at: f.db)
+        let runID = try #require(try index.runID(directory: absolute(o.out)))
+        #expect(try index.run(id: runID)?.status == "interrupted")
+        #expect(throws: TrainingError.self) { try Trainer(options: o).run() }   // the directory holds a run: --resume needed
+        let resumed = try Trainer(options: o).run(resume: true)
+        #expect(resumed.epochs.count == 3)
+        #expect(try index.run(id: runID)?.status == "done")
+
+        let a = try Safetensors.read(straight.lastCheckpoint).tensors, b = try Safetensors.read(resumed.lastCheckpoint).tensors
+        #expect(a.keys.sorted() == b.keys.sorted() && !a.isEmpty)
+        for (name, entry) in a { #expect(entry.data == b[name]?.data, "\(name) differs after resume") }
+        let ma = try Safetensors.read(Checkpoint.optimizerPath(straight.lastCheckpoint)).tensors
+        let mb = try Safetensors.read(Checkpoint.optimizerPath(resumed.lastCheckpoint)).tensors
+        for (name, entry) in ma { #expect(entry.data == mb[name]?.data, "optimizer \(name) differs after resume") }
+        #expect(straight.epochs.map(\.trainLoss) == resumed.epochs.map(\.trainLoss))
+    }
+
+    /// A non-finite loss stops the run with a message; the checkpoint of the last good epoch stays.
+    @Test func nonFiniteLossStopsAndKeepsLastGoodCheckpoint() throws {
+        let f = try TrainerFixture.positional(train: 4, val: 2)
+        var o = f.options("run", epochs: 2)
+        o.optimizer = "sgd"
+        let first = Trainer(options: o)
+        first.stopAfterEpochs = 1
+        _ = try first.run()
+        let before = try Safetensors.read(first.lastPath).tensors
+        o.lr = 1e30
+        let error = #expect(throws: TrainingError.self) { try Trainer(options: o).run(resume: true) }
+        #expect(error?.message.contains("non-finite") == true && error?.message.contains("(epoch 1)") == true, "\(error?.message ?? "")")
+        let after = try Safetensors.read(first.lastPath)
+        #expect(before.allSatisfy { $0.value.data == after.tensors[$0.key]?.data }, "the last good checkpoint changed")
+        #expect(after.metadata["trainer_state"]?.contains("\"epochsDone\":1") == true)
+        let index = try PatchIndex.existing(at: f.db)
+        let runID = try #require(try index.runID(directory: absolute(o.out)))
+        let run = try #require(try index.run(id: runID))
+        #expect(run.status == "failed" && run.error?.contains("non-finite") == true)
+    }
+
+    @Test func gdBaselineTrainsOnDownscaledWholeImages() throws {
+        let f = try TrainerFixture.positional(train: 4, val: 2)
+        var o = f.options("gd", epochs: 2)
+        o.method = "gd"
+        o.imageSize = 64
+        let summary = try Trainer(options: o).run()
+        #expect(summary.epochs.count == 2 && summary.epochs.allSatisfy { $0.trainLoss.isFinite })
+        let (info, _, tensors) = try Checkpoint.info(summary.lastCheckpoint)
+        #expect(info.method == "gd" && info.imageSize == 64)
+        #expect(tensors.keys.allSatisfy { $0.hasPrefix("backbone.") })
+        let predictions = try Predictor.run(PredictOptions(db: f.db, checkpoint: summary.lastCheckpoint, out: f.dir.file("gd.json"), format: "json"))
+        #expect(predictions.predictions.count == 2)
+    }
+
+    /// The CSV has the documented columns and reads back to the same predictions; the database holds them too.
+    @Test func predictionsCSVRoundTripsAndLandsInDatabase() throws {
+        let f = try TrainerFixture.positional(train: 4, val: 4)
+        let summary = try Trainer(options: f.options("run", epochs: 1)).run()
+        let out = f.dir.file("pred/val.csv")
+        let result = try Predictor.run(PredictOptions(db: f.db, checkpoint: summary.lastCheckpoint, out: out))
+        let table = try CSVTable(text: String(contentsOfFile: out, encoding: .utf8))
+        #expect(table.header == ["image_id", "predicted", "prob_0", "prob_1", "label"])
+        #expect(table.rows.count == 4)
+        for (row, p) in zip(table.rows, result.predictions) {
+            #expect(row.fields[0] == p.imageID && Int(row.fields[1]) == p.predicted && Int(row.fields[4]) == p.label)
+            for k in 0 ..< 2 { #expect(abs(Double(row.fields[2 + k])! - p.probabilities[k]) < 1e-6) }
+            #expect(abs(p.probabilities.reduce(0, +) - 1) < 1e-6)
+        }
+        let stored = try PatchIndex.existing(at: f.db).predictions(runID: result.runID)
+        #expect(stored.map(\.predicted).sorted() == result.predictions.map(\.predicted).sorted())
+        // PANDA form
+        try Predictor.write(result.predictions, classes: 2, format: "panda", to: f.dir.file("sub.csv"))
+        let panda = try CSVTable(text: String(contentsOfFile: f.dir.file("sub.csv"), encoding: .utf8))
+        #expect(panda.header == ["image_id", "isup_grade"] && panda.rows.count == 4)
+    }
+
+    @Test func missingSlideIsSkippedWithMessage() throws {
+        let f = try TrainerFixture.positional(train: 4, val: 3)
+        let summary = try Trainer(options: f.options("run", epochs: 1)).run()
+        try FileManager.default.removeItem(atPath: f.dir.file("slides/s5.tiff"))   // a val slide
+        var messages: [String] = []
+        let result = try Predictor.run(PredictOptions(db: f.db, checkpoint: summary.lastCheckpoint, out: f.dir.file("val.csv"))) { messages.append($0) }
+        #expect(result.predictions.count == 2)
+        #expect(result.skipped.map(\.key) == ["s5"])
+        #expect(messages.contains { $0.contains("s5") && $0.contains("missing") })
+    }
+
+    @Test func clearErrorsForBadRequests() throws {
+        let f = try TrainerFixture.positional(train: 2, val: 0)
+        var o = f.options("run")
+        o.db = f.dir.file("absent.sqlite")
+        #expect(throws: PatchIndexError.self) { try Trainer(options: o).run() }
+        o = f.options("run")
+        o.dataset = "nope"
+        let e1 = #expect(throws: TrainingError.self) { try Trainer(options: o).run() }
+        #expect(e1?.message.contains("test") == true)   // names the datasets that exist
+        o = f.options("run")
+        o.valSplit = "val"
+        o.splitScheme = "other"
+        let e2 = #expect(throws: TrainingError.self) { try Trainer(options: o).run() }
+        #expect(e2?.message.contains("gigapatch-split") == true)
+        o = f.options("run")
+        o.backbone = "vgg"
+        let e3 = #expect(throws: TrainingError.self) { try Trainer(options: o).run() }
+        #expect(e3?.message.contains("--backbone") == true)
+    }
+}
