@@ -102,7 +102,7 @@ let package = Package(
                           swiftSettings: strict),
 
         .executableTarget(name: "gigapatch-bench",
-                          dependencies: ["SlideIO", "PatchIndex", "GigapatchCLI", "NN", "Seeded",
+                          dependencies: ["SlideIO", "PatchIndex", "GigapatchCLI", "NN", "Seeded", "PatchGD",
                                          .product(name: "GRDB", package: "GRDB.swift"),
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: strict),

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import GigapatchCLI
 import GRDB
+import PatchGD
 import PatchIndex
 import SlideIO
 
@@ -10,7 +11,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gigapatch-bench",
         abstract: "Time Gigapatch's engines (release builds only give meaningful numbers).",
-        subcommands: [TrainBench.self, InferBench.self, ReadPatches.self, CrossCheck.self])
+        subcommands: [TrainBench.self, InferBench.self, PatchGDBench.self, ReadPatches.self, CrossCheck.self])
 }
 
 /// Reads every indexed patch of a tiling back from its slides, as the trainer will, and reports patches per second.
@@ -60,7 +61,7 @@ struct ReadPatches: ParsableCommand {
         let seconds = Date().timeIntervalSince(start)
         let line: [String: Any] = ["mode": "read-patches", "patches": patches.count, "threads": threads, "seconds": seconds,
                                    "patches_per_s": Double(patches.count) / seconds, "errors": errors.value,
-                                   "peak_rss_mb": Double(peakResidentKiB()) / 1024]
+                                   "peak_rss_mb": peakResidentMiB()]
         print(String(decoding: try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys]), as: UTF8.self))
     }
 }
@@ -72,11 +73,3 @@ final class Counter: @unchecked Sendable {
     func add() { lock.withLock { count += 1 } }
 }
 
-/// Peak resident set size of this process in KiB (VmHWM).
-func peakResidentKiB() -> Int {
-    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
-    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-        return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
-    }
-    return 0
-}

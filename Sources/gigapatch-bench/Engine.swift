@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import GigapatchCLI
 import NN
+import PatchGD
 import Seeded
 
 /// `gigapatch-bench train ...`: a training step is forward, backward and an AdamW update.
@@ -54,7 +55,7 @@ struct EngineOptions: ParsableArguments {
         let seconds = Date().timeIntervalSince(start)
         let line: [String: Any] = ["model": model, "mode": mode, "size": size, "batch": batch, "threads": threads, "steps": steps,
                                    "images_per_s": Double(batch * steps) / seconds, "seconds_per_step": seconds / Double(steps),
-                                   "peak_rss_mb": Double(peakResidentKiB()) / 1024, "blas_core": BLAS.coreName]
+                                   "peak_rss_mb": peakResidentMiB(), "blas_core": BLAS.coreName]
         print(String(decoding: try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys]), as: UTF8.self))
     }
 }
