@@ -27,6 +27,8 @@ let package = Package(
         .executable(name: "gigapatch-ingest", targets: ["gigapatch-ingest"]),
         .executable(name: "gigapatch-bench", targets: ["gigapatch-bench"]),
         .executable(name: "gigapatch-train", targets: ["gigapatch-train"]),
+        .executable(name: "gigapatch-split", targets: ["gigapatch-split"]),
+        .executable(name: "gigapatch", targets: ["gigapatch"]),
         .executable(name: "gigapatch-predict", targets: ["gigapatch-predict"]),
         .library(name: "SlideIO", targets: ["SlideIO"]),
         .library(name: "PatchIndex", targets: ["PatchIndex"]),
@@ -60,6 +62,8 @@ let package = Package(
         .target(name: "PatchGD", dependencies: ["NN", "Seeded", "SlideIO", "PatchIndex"], swiftSettings: strict),
         .target(name: "Ingest", dependencies: ["SlideIO", "Tissue", "PatchIndex", "Manifests"],
                 resources: [.copy("Presets")], swiftSettings: strict),
+        .target(name: "Pipeline", dependencies: ["PatchIndex", "Manifests", "Seeded", .product(name: "Yams", package: "Yams")],
+                swiftSettings: strict),
         .target(name: "UltraMNIST", dependencies: ["SlideIO", "Seeded", "CZlib", "Manifests"], swiftSettings: numeric),
 
         // Services.
@@ -91,6 +95,14 @@ let package = Package(
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: strict),
 
+        .executableTarget(name: "gigapatch",
+                          dependencies: ["Pipeline", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          swiftSettings: strict),
+
+        .executableTarget(name: "gigapatch-split",
+                          dependencies: ["Pipeline", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          swiftSettings: strict),
+
         .executableTarget(name: "gigapatch-train",
                           dependencies: ["PatchGD", "GigapatchCLI",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -120,6 +132,7 @@ let package = Package(
         .testTarget(name: "PatchGDTests", dependencies: ["PatchGD", "NN", "Seeded", "SlideIO", "PatchIndex", "Ingest", "UltraMNIST",
                                                          "Manifests", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "NNTests", dependencies: ["NN", "Seeded"], exclude: ["Fixtures"], swiftSettings: strict),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "PatchIndex", "Manifests", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "TissueTests", dependencies: ["Tissue", "SlideIO", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "ManifestsTests", dependencies: ["Manifests"], swiftSettings: strict),
         .testTarget(name: "GigapatchCLITests", dependencies: ["GigapatchCLI", "SlideIO", "TestSupport"],

@@ -144,3 +144,39 @@ extension PatchIndex {
         }
     }
 }
+
+/// A slide with its label and free fields (what splitting needs).
+public struct LabelledSlide: Sendable, Equatable {
+    public var id: Int64
+    public var key: String
+    public var label: Int?
+    public var fields: [String: String]
+}
+
+extension PatchIndex {
+    /// Every slide of a dataset with its label and fields, ordered by key.
+    public func labelledSlides(datasetID: Int64) throws -> [LabelledSlide] {
+        try writer.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT s.id, s.slide_key, l.label, l.fields FROM slides s LEFT JOIN slide_labels l ON l.slide_id = s.id
+                WHERE s.dataset_id = ? ORDER BY s.slide_key
+                """, arguments: [datasetID]).map { row in
+                let json: String = row["fields"] ?? "{}"
+                let object = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any] ?? [:]
+                return LabelledSlide(id: row["id"], key: row["slide_key"], label: row["label"],
+                                     fields: object.mapValues { "\($0)" })
+            }
+        }
+    }
+
+    /// Writes a split scheme for many slides in one transaction (replacing their earlier assignment under that scheme).
+    public func setSplits(_ assignments: [(slideID: Int64, split: String, fold: Int?)], scheme: String) throws {
+        try writer.write { db in
+            let statement = try db.makeStatement(sql: """
+                INSERT INTO splits (slide_id, scheme, split, fold) VALUES (?, ?, ?, ?)
+                ON CONFLICT(slide_id, scheme) DO UPDATE SET split = excluded.split, fold = excluded.fold
+                """)
+            for a in assignments { try statement.execute(arguments: [a.slideID, scheme, a.split, a.fold]) }
+        }
+    }
+}

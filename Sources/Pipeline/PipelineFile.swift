@@ -1,0 +1,188 @@
+import Foundation
+import Yams
+
+/// An error in a pipeline file or run: what, where, and what to do.
+public struct PipelineError: Error, Sendable, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// The stages a pipeline can run, each a `gigapatch-<stage>` executable, and which of its options name files it reads
+/// from outside the pipeline and files or folders it produces.
+public struct StageKind: Sendable, Equatable {
+    public var name: String
+    public var executable: String
+    /// Options naming files or folders read (hashed into the stage's fingerprint).
+    public var inputs: [String]
+    /// Options naming files or folders written (checked unchanged before skipping).
+    public var outputs: [String]
+    /// Outputs whose contents later stages change (the patch index): only their existence is checked.
+    public var sharedOutputs: [String]
+
+    public static let all: [StageKind] = [
+        StageKind(name: "ultramnist", executable: "gigapatch-ultramnist", inputs: ["mnist"], outputs: ["out"], sharedOutputs: []),
+        StageKind(name: "ingest", executable: "gigapatch-ingest", inputs: ["slides", "manifest", "preset"],
+                  outputs: ["qc-dir", "summary"], sharedOutputs: ["db"]),
+        StageKind(name: "split", executable: "gigapatch-split", inputs: ["manifest"], outputs: ["out"], sharedOutputs: ["db"]),
+        StageKind(name: "train", executable: "gigapatch-train", inputs: ["init", "config"], outputs: ["out"], sharedOutputs: ["db"]),
+        StageKind(name: "predict", executable: "gigapatch-predict", inputs: ["checkpoint"], outputs: ["out"], sharedOutputs: ["db"]),
+    ]
+
+    public static func named(_ name: String) -> StageKind? { all.first { $0.name == name } }
+}
+
+/// One stage of a pipeline file: a name, the stage it runs and its options (those of the stage executable).
+public struct PipelineStage: Sendable, Equatable {
+    public var name: String
+    public var kind: StageKind
+    /// Options in file order; values are strings, numbers, booleans (flags) or lists (repeated options).
+    public var options: [(key: String, value: OptionValue)]
+
+    public static func == (a: PipelineStage, b: PipelineStage) -> Bool {
+        a.name == b.name && a.kind == b.kind && a.options.map(\.key) == b.options.map(\.key) && a.options.map(\.value) == b.options.map(\.value)
+    }
+
+    /// The value of an option as text (after substitution), nil when absent or a flag.
+    public func text(_ key: String) -> String? {
+        guard let value = options.first(where: { $0.key == key })?.value, case .text(let s) = value else { return nil }
+        return s
+    }
+
+    /// The command-line arguments: `--key value`, `--key` for true, nothing for false, repeated for lists.
+    public var arguments: [String] {
+        options.flatMap { key, value -> [String] in
+            switch value {
+            case .text(let s): return ["--\(key)", s]
+            case .flag(let on): return on ? ["--\(key)"] : []
+            case .list(let items): return items.flatMap { ["--\(key)", $0] }
+            }
+        }
+    }
+}
+
+/// An option value in a pipeline file.
+public enum OptionValue: Sendable, Equatable, Codable {
+    case text(String)
+    case flag(Bool)
+    case list([String])
+}
+
+/// A pipeline: variables and stages, read from YAML.
+///
+/// ```yaml
+/// name: ultramnist-demo
+/// run_dir: out/${name}          # where run.json and state.json go (default out/<name>)
+/// variables:
+///   mnist: ../shared/data/mnist
+///   work: out/demo
+/// stages:
+///   - name: generate            # unique; default: the stage
+///     stage: ultramnist          # ultramnist | ingest | split | train | predict
+///     options:                   # exactly the options of gigapatch-ultramnist, without dashes
+///       mnist: ${mnist}
+///       out: ${work}/data
+/// ```
+/// `${var}` is replaced in every option value; `gigapatch run --set var=value` overrides a variable.
+public struct PipelineFile: Sendable {
+    public var path: String
+    public var name: String
+    public var runDirectory: String
+    public var variables: [String: String]
+    public var stages: [PipelineStage]
+
+    /// Reads and resolves a pipeline file.
+    /// - Parameter overrides: `--set` values; each must name a variable of the file.
+    /// - Throws: `PipelineError` naming the file and the offending key, stage or variable.
+    public static func load(_ path: String, overrides: [String: String] = [:]) throws -> PipelineFile {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw PipelineError("\(path): cannot read the pipeline file; check the path")
+        }
+        let parsed: Any?
+        do { parsed = try Yams.load(yaml: text) } catch { throw PipelineError("\(path): not valid YAML (\(error))") }
+        guard let root = parsed as? [String: Any] else { throw PipelineError("\(path): expected a mapping with 'stages'") }
+        let unknownTop = Set(root.keys).subtracting(["name", "run_dir", "variables", "stages", "description"])
+        guard unknownTop.isEmpty else {
+            throw PipelineError("\(path): unknown key(s) \(unknownTop.sorted().joined(separator: ", ")); allowed: name, description, run_dir, variables, stages")
+        }
+        let name = (root["name"] as? String) ?? URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+        var variables: [String: String] = [:]
+        if let raw = root["variables"] {
+            guard let mapping = raw as? [String: Any] else { throw PipelineError("\(path): 'variables' must be a mapping of names to values") }
+            for (k, v) in mapping { variables[k] = scalar(v) }
+        }
+        for (k, v) in overrides {
+            guard variables[k] != nil else {
+                throw PipelineError("\(path): --set \(k): no such variable; the file defines \(variables.keys.sorted().joined(separator: ", "))")
+            }
+            variables[k] = v
+        }
+        variables["name"] = variables["name"] ?? name
+        // Variables may refer to each other (work: out/${name}); resolve until stable.
+        for _ in 0 ..< 8 {
+            var changed = false
+            for (k, v) in variables {
+                let r = try substitute(v, variables, context: "\(path): variable \(k)")
+                if r != v { variables[k] = r; changed = true }
+            }
+            if !changed { break }
+        }
+        guard let rawStages = root["stages"] as? [Any], !rawStages.isEmpty else {
+            throw PipelineError("\(path): 'stages' must be a non-empty list")
+        }
+        var stages: [PipelineStage] = []
+        for (i, raw) in rawStages.enumerated() {
+            guard let s = raw as? [String: Any], let kindName = s["stage"] as? String else {
+                throw PipelineError("\(path): stage \(i + 1) needs 'stage: ultramnist|ingest|split|train|predict'")
+            }
+            guard let kind = StageKind.named(kindName) else {
+                throw PipelineError("\(path): stage \(i + 1): unknown stage '\(kindName)'; use \(StageKind.all.map(\.name).joined(separator: ", "))")
+            }
+            let stageName = (s["name"] as? String) ?? kindName
+            guard !stages.contains(where: { $0.name == stageName }) else {
+                throw PipelineError("\(path): two stages are named '\(stageName)'; give each a distinct 'name'")
+            }
+            var options: [(String, OptionValue)] = []
+            if let raw = s["options"] {
+                guard let mapping = raw as? [String: Any] else { throw PipelineError("\(path): stage \(stageName): 'options' must be a mapping") }
+                for key in mapping.keys.sorted() {
+                    let context = "\(path): stage \(stageName), option \(key)"
+                    switch mapping[key]! {
+                    case let b as Bool: options.append((key, .flag(b)))
+                    case let list as [Any]: options.append((key, .list(try list.map { try substitute(scalar($0), variables, context: context) })))
+                    case let v: options.append((key, .text(try substitute(scalar(v), variables, context: context))))
+                    }
+                }
+            }
+            stages.append(PipelineStage(name: stageName, kind: kind, options: options))
+        }
+        let runDirectory = try substitute((root["run_dir"] as? String) ?? "out/${name}", variables, context: "\(path): run_dir")
+        return PipelineFile(path: path, name: name, runDirectory: runDirectory, variables: variables, stages: stages)
+    }
+
+    static func scalar(_ v: Any) -> String {
+        switch v {
+        case let s as String: return s
+        case let d as Double where d == d.rounded() && abs(d) < 1e15: return String(Int(d))
+        default: return "\(v)"
+        }
+    }
+
+    /// Replaces every `${var}`; an unknown variable is an error naming it.
+    static func substitute(_ text: String, _ variables: [String: String], context: String) throws -> String {
+        var out = "", rest = Substring(text)
+        while let open = rest.range(of: "${") {
+            out += rest[..<open.lowerBound]
+            guard let close = rest[open.upperBound...].firstIndex(of: "}") else {
+                throw PipelineError("\(context): unclosed ${ in '\(text)'")
+            }
+            let name = String(rest[open.upperBound ..< close])
+            guard let value = variables[name] else {
+                throw PipelineError("\(context): unknown variable ${\(name)}; define it under 'variables' (defined: \(variables.keys.sorted().joined(separator: ", ")))")
+            }
+            out += value
+            rest = rest[rest.index(after: close)...]
+        }
+        return out + rest
+    }
+}

@@ -1,0 +1,55 @@
+import ArgumentParser
+import Foundation
+import Pipeline
+
+/// `gigapatch`: runs pipeline files.
+@main
+struct Gigapatch: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gigapatch",
+        abstract: "Gigapatch pipelines: run staged jobs (ultramnist, ingest, split, train, predict) from a YAML file.",
+        subcommands: [Run.self])
+}
+
+/// `gigapatch run PIPELINE.yaml`.
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a pipeline's stages in order, skipping those whose inputs, parameters and outputs are unchanged.",
+        discussion: """
+            Each stage runs its gigapatch-<stage> executable (found beside gigapatch, then on PATH) in its own process. \
+            RUN_DIR/run.json records the tool version and git commit, resolved parameters, inputs with sizes and hashes, \
+            outputs, start and end of every stage and the exit status; a failed stage stops the run and a re-run resumes there.
+            """)
+
+    @Argument(help: "Pipeline file (YAML).") var pipeline: String
+    @Option(name: .customLong("set"), help: "Override a variable: --set key=value (repeatable).") var sets: [String] = []
+    @Option(help: "Start at this stage (earlier ones are not run).") var from: String?
+    @Option(help: "Redo this stage even if up to date (repeatable).") var force: [String] = []
+    @Flag(help: "Print what would run, run nothing.") var dryRun = false
+
+    func run() throws {
+        var overrides: [String: String] = [:]
+        for item in sets {
+            guard let eq = item.firstIndex(of: "="), eq != item.startIndex else { throw ValidationError("--set needs key=value, got '\(item)'") }
+            overrides[String(item[..<eq])] = String(item[item.index(after: eq)...])
+        }
+        do {
+            let file = try PipelineFile.load(pipeline, overrides: overrides)
+            let runner = PipelineRunner(file: file) { FileHandle.standardError.write(Data(("gigapatch: " + $0 + "\n").utf8)) }
+            runner.from = from
+            runner.force = Set(force)
+            runner.dryRun = dryRun
+            runner.arguments = Array(CommandLine.arguments.dropFirst())
+            let manifest = try runner.run()
+            guard !dryRun else { return }
+            print("pipeline \(file.name) done; run manifest: \((file.runDirectory as NSString).appendingPathComponent("run.json"))")
+            for stage in manifest.stages {
+                let outputs = stage.outputs.filter(\.exists).map { "\($0.option) \($0.path)" }.joined(separator: ", ")
+                print("  \(stage.name) [\(stage.status)\(stage.seconds.map { String(format: ", %.0f s", $0) } ?? "")]\(outputs.isEmpty ? "" : ": " + outputs)")
+            }
+        } catch {
+            FileHandle.standardError.write(Data("gigapatch: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}

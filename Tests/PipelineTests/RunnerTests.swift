@@ -1,0 +1,139 @@
+import Foundation
+import TestSupport
+import Testing
+@testable import Pipeline
+
+/// Runs real stage executables (gigapatch-ultramnist, gigapatch-ingest from the build folder) on tiny data.
+struct PipelineFixture {
+    let dir = TemporaryDirectory()
+    var path: String { dir.file("p.yaml") }
+
+    init() throws {
+        try FakeMNIST.write(to: dir.file("mnist"))
+        try """
+        name: tiny
+        run_dir: ${work}/run
+        variables:
+          work: \(dir.path)
+          size: 128
+          manifest: ${work}/data/manifest.csv
+        stages:
+          - name: generate
+            stage: ultramnist
+            options:
+              mnist: ${work}/mnist
+              out: ${work}/data
+              size: ${size}
+              scale: 1...2
+              digits: 1...2
+              classes: 4
+              train: 2
+              val: 1
+              test: 0
+              seed: 1
+          - name: ingest
+            stage: ingest
+            options:
+              manifest: ${manifest}
+              db: ${work}/index.sqlite
+              preset: ultramnist
+              patch-size: 64
+              qc-dir: ${work}/qc
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+    }
+
+    static var binaries: String? {
+        let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
+        return FileManager.default.isExecutableFile(atPath: directory + "/gigapatch-ingest") ? directory : nil
+    }
+
+    func run(_ overrides: [String: String] = [:], force: Set<String> = [], from: String? = nil) throws -> (RunManifest?, PipelineError?) {
+        let runner = PipelineRunner(file: try PipelineFile.load(path, overrides: overrides)) { _ in }
+        let binaries: String = try #require(Self.binaries, "build the executables first (scripts/test does)")
+        runner.executableDirectory = binaries
+        runner.force = force
+        runner.from = from
+        do { return (try runner.run(), nil) } catch let error as PipelineError { return (nil, error) }
+    }
+
+    func manifest() throws -> RunManifest {
+        try JSONDecoder().decode(RunManifest.self, from: Data(contentsOf: URL(fileURLWithPath: dir.file("run/run.json"))))
+    }
+
+    func statuses() throws -> [String] { try manifest().stages.map(\.status) }
+}
+
+struct PipelineFileTests {
+    @Test func variablesAreSubstitutedAndOverridden() throws {
+        let f = try PipelineFixture()
+        let file = try PipelineFile.load(f.path)
+        #expect(file.stages.map(\.name) == ["generate", "ingest"])
+        #expect(file.stages[0].text("size") == "128" && file.stages[0].text("out") == f.dir.path + "/data")
+        #expect(file.stages[1].text("manifest") == f.dir.path + "/data/manifest.csv")   // a variable using a variable
+        #expect(file.runDirectory == f.dir.path + "/run")
+        #expect(file.stages[0].arguments.contains("--scale") && file.stages[0].arguments.contains("1...2"))
+        let overridden = try PipelineFile.load(f.path, overrides: ["size": "96"])
+        #expect(overridden.stages[0].text("size") == "96")
+        let unknown = #expect(throws: PipelineError.self) { try PipelineFile.load(f.path, overrides: ["sise": "96"]) }
+        #expect(unknown?.message.contains("sise") == true && unknown?.message.contains("size") == true)
+        try "stages:\n  - stage: ingest\n    options:\n      db: ${nowhere}/x\n".write(toFile: f.dir.file("bad.yaml"), atomically: true, encoding: .utf8)
+        let undefined = #expect(throws: PipelineError.self) { try PipelineFile.load(f.dir.file("bad.yaml")) }
+        #expect(undefined?.message.contains("${nowhere}") == true)
+        try "stages:\n  - stage: tile\n".write(toFile: f.dir.file("bad2.yaml"), atomically: true, encoding: .utf8)
+        #expect(throws: PipelineError.self) { try PipelineFile.load(f.dir.file("bad2.yaml")) }
+    }
+}
+
+struct PipelineRunnerTests {
+    @Test func skipsUnchangedStagesAndRedoesAfterAChange() throws {
+        let f = try PipelineFixture()
+        _ = try f.run()
+        #expect(try f.statuses() == ["done", "done"])
+        _ = try f.run()
+        #expect(try f.statuses() == ["skipped", "skipped"])
+        _ = try f.run(force: ["ingest"])
+        #expect(try f.statuses() == ["skipped", "done"])
+        _ = try f.run(["size": "96"])                       // a parameter changed: its stage and everything after it
+        #expect(try f.statuses() == ["done", "done"])
+        #expect(try f.manifest().stages[0].reason == "inputs or parameters changed")
+        // An output changed behind the runner's back: that stage is redone.
+        try FileManager.default.removeItem(atPath: f.dir.file("qc"))
+        _ = try f.run(["size": "96"])
+        #expect(try f.statuses() == ["skipped", "done"])
+    }
+
+    @Test func failedStageStopsAndRerunResumesThere() throws {
+        let f = try PipelineFixture()
+        let (_, error) = try f.run(["manifest": f.dir.file("missing.csv")])
+        #expect(error?.message.contains("ingest") == true)
+        let failed = try f.manifest()
+        #expect(failed.status == "failed" && failed.failedStage == "ingest")
+        #expect(failed.stages.map(\.status) == ["done", "failed"] && failed.stages[1].exitStatus != 0)
+        let (manifest, again) = try f.run()                  // cause fixed (the right manifest)
+        #expect(again == nil)
+        #expect(manifest?.stages.map(\.status) == ["skipped", "done"])
+    }
+
+    @Test func runManifestRecordsWhatMadeTheResults() throws {
+        let f = try PipelineFixture()
+        _ = try f.run()
+        let m = try f.manifest()
+        #expect(m.status == "done" && m.version == PipelineRunner.version && !m.gitCommit.isEmpty)
+        #expect(m.variables["size"] == "128" && m.pipelineHash.count == 16)
+        let generate = m.stages[0], ingest = m.stages[1]
+        #expect(generate.command[0].hasSuffix("gigapatch-ultramnist") && generate.command.contains("--seed"))
+        #expect(generate.options["classes"] == .text("4"))
+        let mnist = try #require(generate.inputs.first { $0.option == "mnist" })
+        #expect(mnist.kind == "directory" && mnist.files == 4 && mnist.bytes > 0 && mnist.hash.count == 16)
+        let manifestInput = try #require(ingest.inputs.first { $0.option == "manifest" })
+        #expect(manifestInput.kind == "file" && manifestInput.bytes > 0)
+        #expect(ingest.outputs.contains { $0.option == "db" && $0.exists })
+        #expect(generate.started != nil && generate.finished != nil && generate.exitStatus == 0 && (generate.seconds ?? -1) >= 0)
+        let dry = PipelineRunner(file: try PipelineFile.load(f.path, overrides: ["size": "64"])) { _ in }
+        dry.executableDirectory = PipelineFixture.binaries
+        dry.dryRun = true
+        let planned = try dry.run()
+        #expect(planned.stages.map(\.status) == ["not-run", "not-run"] && planned.stages[0].reason == "inputs or parameters changed")
+        #expect(try f.manifest().variables["size"] == "128")   // a dry run leaves run.json alone
+    }
+}
