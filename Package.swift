@@ -81,7 +81,7 @@ let package = Package(
                           swiftSettings: strict),
 
         .executableTarget(name: "gigapatch-synthetic",
-                          dependencies: ["SlideIO", "TestSupport",
+                          dependencies: ["SlideIO", "TestSupport", "Seeded",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: strict),
 

@@ -12,6 +12,9 @@ public final class Conv2d: Layer {
     /// Offsets of weight (out, in/groups, kh, kw) and bias (out) in the store.
     let weight: Int, bias: Int
     private var input: Tensor?
+    /// Most floats the per-image path unrolls at once: larger outputs are done in bands of rows, so memory stays
+    /// bounded whatever the image size (the PatchGD head on a 256 x 256 latent grid would otherwise unroll 600 MiB).
+    public var unrollLimit = 1 << 22
 
     /// - Parameters:
     ///   - name: state_dict prefix, e.g. "layer1.0.conv1" (declares "<name>.weight" and "<name>.bias").
@@ -53,13 +56,17 @@ public final class Conv2d: Layer {
         if isDepthwise {
             depthwiseForward(x, y)
         } else if groups == 1 && ho * wo >= Conv2d.perImageThreshold {
-            // Large spatial size: one GEMM per image straight into its NCHW block, no reshuffle.
+            // Large spatial size: one GEMM per image (per band of output rows) straight into its NCHW block, no reshuffle.
             let one = Geometry(conv: self, n: 1, h: h, w: w, ho: ho, wo: wo), k = one.k, p = ho * wo
-            let col = Tensor(uninitialized: [k, p])
+            let band = one.bandRows(limit: unrollLimit)
+            let col = Tensor(uninitialized: [k, band * wo])
             for b in 0 ..< n {
-                one.im2col(x.pointer + b * c * h * w, group: 0, into: col.pointer)
-                BLAS.gemm(m: outChannels, n: p, k: k, a: store.value(weight), lda: k, b: col.pointer, ldb: p,
-                          c: y.pointer + b * outChannels * p, ldc: p)
+                for r0 in Swift.stride(from: 0, to: ho, by: band) {
+                    let r1 = min(ho, r0 + band), pb = (r1 - r0) * wo
+                    one.im2col(x.pointer + b * c * h * w, rows: r0 ..< r1, into: col.pointer)
+                    BLAS.gemm(m: outChannels, n: pb, k: k, a: store.value(weight), lda: k, b: col.pointer, ldb: pb,
+                              c: y.pointer + b * outChannels * p + r0 * wo, ldc: p)
+                }
             }
         } else {
             let geometry = Geometry(conv: self, n: n, h: h, w: w, ho: ho, wo: wo)
@@ -98,13 +105,17 @@ public final class Conv2d: Layer {
             depthwiseBackward(x, dy, dx)
         } else if groups == 1 && ho * wo >= Conv2d.perImageThreshold {
             let one = Geometry(conv: self, n: 1, h: h, w: w, ho: ho, wo: wo), k = one.k, p = ho * wo
-            let col = Tensor(uninitialized: [k, p]), dcol = Tensor(uninitialized: [k, p])
+            let band = one.bandRows(limit: unrollLimit)
+            let col = Tensor(uninitialized: [k, band * wo]), dcol = Tensor(uninitialized: [k, band * wo])
             for b in 0 ..< n {
-                let dyb = dy.pointer + b * o * p
-                one.im2col(x.pointer + b * inChannels * h * w, group: 0, into: col.pointer)
-                BLAS.gemm(transB: true, m: o, n: k, k: p, a: dyb, lda: p, b: col.pointer, ldb: p, beta: 1, c: store.gradient(weight), ldc: k)
-                BLAS.gemm(transA: true, m: k, n: p, k: o, a: store.value(weight), lda: k, b: dyb, ldb: p, c: dcol.pointer, ldc: p)
-                one.col2im(dcol.pointer, group: 0, into: dx.pointer + b * inChannels * h * w)
+                for r0 in Swift.stride(from: 0, to: ho, by: band) {
+                    let r1 = min(ho, r0 + band), pb = (r1 - r0) * wo
+                    let dyb = dy.pointer + b * o * p + r0 * wo
+                    one.im2col(x.pointer + b * inChannels * h * w, rows: r0 ..< r1, into: col.pointer)
+                    BLAS.gemm(transB: true, m: o, n: k, k: pb, a: dyb, lda: p, b: col.pointer, ldb: pb, beta: 1, c: store.gradient(weight), ldc: k)
+                    BLAS.gemm(transA: true, m: k, n: pb, k: o, a: store.value(weight), lda: k, b: dyb, ldb: p, c: dcol.pointer, ldc: pb)
+                    one.col2im(dcol.pointer, rows: r0 ..< r1, into: dx.pointer + b * inChannels * h * w)
+                }
             }
         } else {
             let geometry = Geometry(conv: self, n: n, h: h, w: w, ho: ho, wo: wo)
@@ -231,6 +242,59 @@ struct Geometry {
         padding = conv.padding
         dilation = conv.dilation
         cg = conv.inChannels / conv.groups
+    }
+
+    /// Output rows per band of the per-image path, so its unrolled input stays within `limit` floats.
+    func bandRows(limit: Int) -> Int { max(1, min(ho, limit / max(1, k * wo))) }
+
+    /// col (k x (r1-r0)*wo) for output rows r0 ..< r1 of a single image (n == 1, one group).
+    func im2col(_ x: UnsafeMutablePointer<Float>, rows band: Range<Int>, into col: UnsafeMutablePointer<Float>) {
+        let pb = band.count * wo
+        Parallel.forRange(k, grain: 4) { r in
+            for row in r {
+                let ci = row / (kh * kw), ki = row / kw % kh, kj = row % kw
+                let valid = Conv2d.validRange(offset: ki * dilation, stride: stride, padding: padding, inSize: h, outSize: ho)
+                let rows = max(valid.lowerBound, band.lowerBound) ..< max(max(valid.lowerBound, band.lowerBound), min(valid.upperBound, band.upperBound))
+                let cols = Conv2d.validRange(offset: kj * dilation, stride: stride, padding: padding, inSize: w, outSize: wo)
+                let out = col + row * pb, src = x + ci * h * w
+                if rows.count < band.count || cols.count < wo { out.update(repeating: 0, count: pb) }
+                for oy in rows {
+                    let srow = src + (oy * stride - padding + ki * dilation) * w - padding + kj * dilation, drow = out + (oy - band.lowerBound) * wo
+                    if stride == 1 {
+                        (drow + cols.lowerBound).update(from: srow + cols.lowerBound, count: cols.count)
+                    } else {
+                        for ox in cols { drow[ox] = srow[ox * stride] }
+                    }
+                }
+            }
+        }
+    }
+
+    /// dx += the band's dcol (k x (r1-r0)*wo) folded back (single image, one group; parallel over channels).
+    func col2im(_ dcol: UnsafeMutablePointer<Float>, rows band: Range<Int>, into dx: UnsafeMutablePointer<Float>) {
+        let pb = band.count * wo
+        Parallel.forRange(cg, grain: 1) { r in
+            for ci in r {
+                let plane = dx + ci * h * w
+                for ki in 0 ..< kh {
+                    let valid = Conv2d.validRange(offset: ki * dilation, stride: stride, padding: padding, inSize: h, outSize: ho)
+                    let lo = max(valid.lowerBound, band.lowerBound), rows = lo ..< max(lo, min(valid.upperBound, band.upperBound))
+                    for kj in 0 ..< kw {
+                        let cols = Conv2d.validRange(offset: kj * dilation, stride: stride, padding: padding, inSize: w, outSize: wo)
+                        let src = dcol + ((ci * kh + ki) * kw + kj) * pb
+                        for oy in rows {
+                            let drow = plane + (oy * stride - padding + ki * dilation) * w - padding + kj * dilation
+                            let srow = src + (oy - band.lowerBound) * wo
+                            if stride == 1 {
+                                for ox in cols { drow[ox] += srow[ox] }
+                            } else {
+                                for ox in cols { drow[ox * stride] += srow[ox] }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// col (k x n*p): row (ci, ki, kj), column (b, oy, ox) holds x[b, g*cg + ci, oy*s - pad + ki*d, ox*s - pad + kj*d] or 0.
