@@ -185,17 +185,11 @@ final class WholeImageReader: @unchecked Sendable {
         let p = size, plane = p * p
         let out = Tensor(uninitialized: [paths.count, 3, p, p])
         let failures = FirstError()
-        let mean = normalization.mean, std = normalization.std, po = out.pointer
+        let normalization = self.normalization, po = out.pointer
         Parallel.forRange(paths.count, grain: 1) { r in
             for i in r {
                 do {
-                    let rgb = try self.rgb(paths[i])
-                    let base = po + i * 3 * plane
-                    rgb.withUnsafeBufferPointer { (augmentations?[i] ?? PatchAugmentation()).apply(rgb: $0, p: p, into: base) }
-                    for c in 0 ..< 3 {
-                        let dst = base + c * plane
-                        for j in 0 ..< plane { dst[j] = (dst[j] - mean[c]) / std[c] }
-                    }
+                    normalization.write(try self.rgb(paths[i]), side: p, augmentation: augmentations?[i], into: po + i * 3 * plane)
                 } catch {
                     failures.record(error)
                 }

@@ -32,6 +32,15 @@ public struct Normalization: Sendable, Equatable, Codable {
     public static let mnist = Normalization(mean: [0.1307, 0.1307, 0.1307], std: [0.3081, 0.3081, 0.3081])
     /// Presets by name.
     public static let presets: [String: Normalization] = ["imagenet": imagenet, "mnist": mnist]
+
+    /// Writes a square of interleaved RGB bytes (side x side), augmented when asked, as 3 normalised planes at `out`.
+    func write(_ rgb: [UInt8], side p: Int, augmentation: PatchAugmentation?, into out: UnsafeMutablePointer<Float>) {
+        rgb.withUnsafeBufferPointer { (augmentation ?? PatchAugmentation()).apply(rgb: $0, p: p, into: out) }
+        for c in 0 ..< 3 {
+            let scale = 1 / std[c], shift = -mean[c] / std[c], dst = out + c * p * p
+            for j in 0 ..< p * p { dst[j] = dst[j] * scale + shift }
+        }
+    }
 }
 
 /// Reads patches lazily from slide files, never a whole image: each patch is one OpenSlide read at its level,
@@ -71,18 +80,11 @@ public final class PatchReader: @unchecked Sendable {
         let p = patchSize, plane = p * p
         let out = Tensor(uninitialized: [locations.count, 3, p, p])
         let failures = FirstError()
-        let mean = normalization.mean, std = normalization.std
-        let po = out.pointer
+        let normalization = self.normalization, po = out.pointer
         Parallel.forRange(locations.count, grain: 1) { r in
             for i in r {
                 do {
-                    let rgb = try self.rgb(locations[i])
-                    let base = po + i * 3 * plane
-                    rgb.withUnsafeBufferPointer { (augmentations?[i] ?? PatchAugmentation()).apply(rgb: $0, p: p, into: base) }
-                    for c in 0 ..< 3 {
-                        let scale = 1 / std[c], shift = -mean[c] / std[c], dst = base + c * plane
-                        for j in 0 ..< plane { dst[j] = dst[j] * scale + shift }
-                    }
+                    normalization.write(try self.rgb(locations[i]), side: p, augmentation: augmentations?[i], into: po + i * 3 * plane)
                 } catch {
                     failures.record(error)
                 }

@@ -331,12 +331,7 @@ public final class Trainer {
 
 /// Writes text to `path` through a temporary file and a rename.
 func atomicWrite(_ text: String, to path: String) throws {
-    let temp = "\(path).tmp-\(ProcessInfo.processInfo.processIdentifier)"
-    do {
-        try text.write(toFile: temp, atomically: false, encoding: .utf8)
-        guard rename(temp, path) == 0 else { throw CocoaError(.fileWriteUnknown) }
-    } catch {
-        try? FileManager.default.removeItem(atPath: temp)
+    do { try AtomicFile.write(Data(text.utf8), to: path) } catch {
         throw TrainingError("\(path): cannot write (\(error)); check the folder is writable")
     }
 }

@@ -79,15 +79,7 @@ public enum SplitStage {
                 let a = assignments[item.key]!
                 return [item.key, String(item.label), a.split, a.fold.map(String.init) ?? ""] + (request.groupBy != nil ? [item.group ?? ""] : [])
             }
-            let text = CSV.format(header: header, rows: rows)
-            let temp = out + ".tmp-\(ProcessInfo.processInfo.processIdentifier)"
-            do {
-                try text.write(toFile: temp, atomically: false, encoding: .utf8)
-                guard rename(temp, out) == 0 else { throw CocoaError(.fileWriteUnknown) }
-            } catch {
-                try? FileManager.default.removeItem(atPath: temp)
-                throw PipelineError("\(out): cannot write (\(error))")
-            }
+            try PipelineRunner.atomicWrite(Data(CSV.format(header: header, rows: rows).utf8), to: out)
         }
         return SplitSummary(assignments: assignments, table: table(items, assignments), unlabelled: unlabelled)
     }

@@ -7,6 +7,20 @@ public struct WeightsError: Error, Sendable, CustomStringConvertible {
     public var description: String { "\(path): weights: \(message)" }
 }
 
+/// Writes a whole file so readers see the old or the new content, never a part: a temporary name beside it, then a rename.
+public enum AtomicFile {
+    public static func write(_ data: Data, to path: String) throws {
+        let temp = "\(path).tmp-\(ProcessInfo.processInfo.processIdentifier)"
+        do {
+            try data.write(to: URL(fileURLWithPath: temp))
+            guard rename(temp, path) == 0 else { throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path]) }
+        } catch {
+            try? FileManager.default.removeItem(atPath: temp)
+            throw error
+        }
+    }
+}
+
 /// The safetensors format: 8-byte little-endian header length, a JSON header
 /// (`{"name": {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {...}}`), then raw little-endian data.
 public enum Safetensors {
@@ -39,14 +53,7 @@ public enum Safetensors {
         file.append(Data(bytes: &length, count: 8))
         file.append(json)
         for (_, entry) in tensors { file.append(entry.data) }
-        let temp = "\(path).tmp-\(ProcessInfo.processInfo.processIdentifier)"
-        do {
-            try file.write(to: URL(fileURLWithPath: temp))
-            guard rename(temp, path) == 0 else { throw CocoaError(.fileWriteUnknown) }
-        } catch {
-            try? FileManager.default.removeItem(atPath: temp)
-            throw WeightsError(path: path, message: "cannot write (\(error))")
-        }
+        do { try AtomicFile.write(file, to: path) } catch { throw WeightsError(path: path, message: "cannot write (\(error))") }
     }
 
     /// Reads every tensor and the metadata of `path`.
