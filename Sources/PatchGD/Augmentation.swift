@@ -22,6 +22,13 @@ public struct AugmentationSettings: Sendable, Equatable, Codable {
 
     public var isNone: Bool { !flips && !rotations && colorJitter == 0 }
 
+    /// The curriculum's view of these settings at augmentation magnitude `m` of `top`: colour jitter scaled by m / top,
+    /// geometric augmentations from magnitude 1 on (EfficientTrain++ starts from un-augmented images).
+    public func scaled(magnitude m: Int, of top: Int) -> AugmentationSettings {
+        guard top > 0 else { return self }
+        return AugmentationSettings(flips: flips && m > 0, rotations: rotations && m > 0, colorJitter: colorJitter * Double(m) / Double(top))
+    }
+
     /// Draws one patch's augmentation; the same seed always gives the same augmentation.
     public func draw(seed: UInt64) -> PatchAugmentation {
         var rng = SplitMix64(seed: seed)

@@ -46,6 +46,14 @@ public enum LossKind: String, Sendable, Codable {
     }
 }
 
+/// How a training mini-batch is shown: at a lower resolution (curriculum), with which augmentation.
+public struct TrainingView: Sendable, Equatable {
+    /// Side on the 224 scale (nil = full resolution): patches are resampled to round(P side / 224).
+    public var side: Int?
+    public var lowPass: LowPassMethod
+    public var augmentation: AugmentationSettings
+}
+
 /// A training method the trainer drives: PatchGD over patch grids, or GD on whole downscaled images.
 protocol TrainingMethod: AnyObject {
     /// Models with their checkpoint prefixes and optimizers (one optimizer per model).
@@ -53,7 +61,7 @@ protocol TrainingMethod: AnyObject {
     /// Called before every optimizer step (schedule, clipping).
     var beforeStep: (() -> Void)? { get set }
     /// One training step on a mini-batch; returns the loss and the logits of the last forward pass.
-    func train(_ images: [TrainingImage], labels: [Int], epoch: Int, batch: Int) throws -> (loss: Float, logits: Tensor)
+    func train(_ images: [TrainingImage], labels: [Int], epoch: Int, batch: Int, view: TrainingView) throws -> (loss: Float, logits: Tensor)
     /// Logits in evaluation mode (no augmentation, running BatchNorm statistics).
     func logits(_ images: [TrainingImage]) throws -> Tensor
     /// Patches (PatchGD) or images (GD) read per training mini-batch, for progress.
@@ -64,14 +72,12 @@ protocol TrainingMethod: AnyObject {
 final class PatchGDMethod: TrainingMethod {
     let core: PatchGD
     let reader: PatchReader
-    let augmentation: AugmentationSettings
     let seed: UInt64
     let loss: (Tensor, [Int]) -> LossResult
 
-    init(core: PatchGD, reader: PatchReader, augmentation: AugmentationSettings, seed: UInt64, loss: @escaping (Tensor, [Int]) -> LossResult) {
+    init(core: PatchGD, reader: PatchReader, seed: UInt64, loss: @escaping (Tensor, [Int]) -> LossResult) {
         self.core = core
         self.reader = reader
-        self.augmentation = augmentation
         self.seed = seed
         self.loss = loss
     }
@@ -87,20 +93,23 @@ final class PatchGDMethod: TrainingMethod {
 
     /// The patch provider for a batch: augmentation per (epoch, slide, cell), so a patch looks the same in the fill pass
     /// and when recomputed with gradients within one step.
-    func provider(_ images: [TrainingImage], epoch: Int?) -> (PatchProvider, PatchPrefetcher) {
-        let reader = self.reader, settings = augmentation, seed = self.seed
+    func provider(_ images: [TrainingImage], epoch: Int?, view: TrainingView? = nil) -> (PatchProvider, PatchPrefetcher) {
+        let reader = self.reader, seed = self.seed
+        let settings = view?.augmentation ?? .none
         let provide: PatchProvider = { b, cells in
             let image = images[b]
             let augmentations = epoch.flatMap { e in
                 settings.isNone ? nil : cells.map { settings.draw(seed: SplitMix64(seed: seed).derived(UInt64(e), UInt64(bitPattern: image.slideID), UInt64($0)).state) }
             }
-            return try reader.read(image.locations(of: cells), augmentations: augmentations)
+            let patches = try reader.read(image.locations(of: cells), augmentations: augmentations)
+            guard let view, let side = view.side else { return patches }
+            return LowResolution.apply(patches, side: Curriculum.side(reader.patchSize, stage: CurriculumStage(resolution: side, magnitude: 0)), method: view.lowPass)
         }
         let prefetch: PatchPrefetcher = { b, cells in reader.prefetch(images[b].locations(of: cells)) }
         return (provide, prefetch)
     }
 
-    func train(_ images: [TrainingImage], labels: [Int], epoch: Int, batch: Int) throws -> (loss: Float, logits: Tensor) {
+    func train(_ images: [TrainingImage], labels: [Int], epoch: Int, batch: Int, view: TrainingView) throws -> (loss: Float, logits: Tensor) {
         let (provide, prefetch) = provider(images, epoch: epoch)
         var rng = SplitMix64(seed: seed).derived(1, UInt64(epoch), UInt64(batch))
         let result = try core.trainStep(images.map(\.grid), labels: labels, patches: provide, prefetch: prefetch, rng: &rng, loss: loss)
@@ -125,28 +134,29 @@ final class GDMethod: TrainingMethod {
     let model: Model
     let optimizer: Optimizer
     let images: WholeImageReader
-    let augmentation: AugmentationSettings
     let seed: UInt64
     let loss: (Tensor, [Int]) -> LossResult
     var beforeStep: (() -> Void)?
 
-    init(model: Model, optimizer: Optimizer, images: WholeImageReader, augmentation: AugmentationSettings, seed: UInt64,
-         loss: @escaping (Tensor, [Int]) -> LossResult) {
+    init(model: Model, optimizer: Optimizer, images: WholeImageReader, seed: UInt64, loss: @escaping (Tensor, [Int]) -> LossResult) {
         self.model = model
         self.optimizer = optimizer
         self.images = images
-        self.augmentation = augmentation
         self.seed = seed
         self.loss = loss
     }
 
     var parts: [(prefix: String, model: Model, optimizer: Optimizer)] { [("backbone.", model, optimizer)] }
 
-    func train(_ batch: [TrainingImage], labels: [Int], epoch: Int, batch index: Int) throws -> (loss: Float, logits: Tensor) {
+    func train(_ batch: [TrainingImage], labels: [Int], epoch: Int, batch index: Int, view: TrainingView) throws -> (loss: Float, logits: Tensor) {
+        let augmentation = view.augmentation
         let augmentations = augmentation.isNone ? nil : batch.map {
             augmentation.draw(seed: SplitMix64(seed: seed).derived(UInt64(epoch), UInt64(bitPattern: $0.slideID)).state)
         }
-        let x = try images.read(batch.map(\.path), augmentations: augmentations)
+        var x = try images.read(batch.map(\.path), augmentations: augmentations)
+        if let side = view.side {
+            x = LowResolution.apply(x, side: Curriculum.side(images.size, stage: CurriculumStage(resolution: side, magnitude: 0)), method: view.lowPass)
+        }
         let rng = SplitMix64(seed: seed).derived(1, UInt64(epoch), UInt64(index))
         let ctx = Context(training: true, recordForBackward: true, seed: rng.state)
         model.store.zeroGradients()

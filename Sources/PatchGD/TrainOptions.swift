@@ -60,6 +60,14 @@ public struct TrainOptions: Sendable, Equatable, Codable {
     public var cacheSize: Int = 4096
     /// Stop each epoch after this many batches (quick trials); nil = all.
     public var limitBatches: Int?
+    /// none | efficienttrain (EfficientTrain++: low resolution and weak augmentation first, in stages of equal compute).
+    public var curriculum: String = "none"
+    /// How the curriculum's low-resolution view is made: resize (Lanczos, EfficientTrain++) or fourier (spectrum crop).
+    public var lowPass: LowPassMethod = .resize
+    /// Curriculum stages as resolution:magnitude pairs on a 224 px scale; nil = the published ResNet-50 schedule.
+    public var curriculumStages: String?
+    /// RS2: train each epoch on this fraction of the training set, drawn without replacement across epochs.
+    public var subsetFraction: Double?
 
     public init() {}
 
@@ -70,7 +78,8 @@ public struct TrainOptions: Sendable, Equatable, Codable {
         case momentum, weightDecay = "weight-decay", schedule, warmup, loss, labelSmoothing = "label-smoothing", clip, seed, workers
         case valSplit = "val-split", valFold = "val-fold", splitScheme = "split-scheme", classes, selectBy = "select-by"
         case maxGrid = "max-grid", oversize, normalization, augment, colorJitter = "color-jitter", imageSize = "image-size"
-        case cacheSize = "cache-size", limitBatches = "limit-batches"
+        case cacheSize = "cache-size", limitBatches = "limit-batches", curriculum, lowPass = "low-pass"
+        case curriculumStages = "curriculum-stages", subsetFraction = "subset-fraction"
     }
 
     /// Option names as written in files and on the command line.
@@ -96,6 +105,18 @@ public struct TrainOptions: Sendable, Equatable, Codable {
         normalization = try v(.normalization, d.normalization); augment = try v(.augment, d.augment)
         colorJitter = try v(.colorJitter, d.colorJitter); imageSize = try v(.imageSize, d.imageSize)
         cacheSize = try v(.cacheSize, d.cacheSize); limitBatches = try v(.limitBatches, d.limitBatches)
+        curriculum = try v(.curriculum, d.curriculum); lowPass = try v(.lowPass, d.lowPass)
+        curriculumStages = try v(.curriculumStages, d.curriculumStages); subsetFraction = try v(.subsetFraction, d.subsetFraction)
+    }
+
+    /// The curriculum's stages, when one is asked for.
+    public func curriculumStageList() throws -> [CurriculumStage]? {
+        guard curriculum == "efficienttrain" else { return nil }
+        guard let text = curriculumStages else { return Curriculum.published }
+        guard let stages = Curriculum.parse(text) else {
+            throw TrainingError("invalid option: --curriculum-stages must be resolution:magnitude pairs such as 96:0,160:4,224:9 (resolutions 1...224), not '\(text)'")
+        }
+        return stages
     }
 
     /// Checks every value; the message names the option and the accepted values.
@@ -117,6 +138,9 @@ public struct TrainOptions: Sendable, Equatable, Codable {
         }
         guard lr > 0, (headLR ?? 1) > 0, weightDecay >= 0, warmup >= 0 else { throw fail("--lr and --head-lr must be positive, --weight-decay and --warmup not negative") }
         guard classes.map({ $0 >= 2 }) ?? true else { throw fail("--classes must be at least 2") }
+        guard ["none", "efficienttrain"].contains(curriculum) else { throw fail("--curriculum must be none or efficienttrain, not '\(curriculum)'") }
+        guard subsetFraction.map({ $0 > 0 && $0 <= 1 }) ?? true else { throw fail("--subset-fraction must be in (0, 1]") }
+        _ = try curriculumStageList()
         _ = try normalizationValue()
     }
 

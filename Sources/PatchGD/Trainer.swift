@@ -16,19 +16,23 @@ public struct EpochMetrics: Sendable, Equatable, Codable {
     public var seconds: Double
     public var patchesPerSecond: Double
     public var peakRSSMB: Double
+    /// Curriculum: the resolution (224 scale) of the epoch's last stage.
+    public var stageResolution: Int?
+    /// Fraction of the run's compute spent by the end of the epoch.
+    public var compute: Double?
 
     enum CodingKeys: String, CodingKey {
         case epoch, trainLoss = "train_loss", trainAccuracy = "train_accuracy", valLoss = "val_loss", valAccuracy = "val_accuracy"
         case valKappa = "val_kappa", valConfusion = "val_confusion", learningRate = "lr", seconds
-        case patchesPerSecond = "patches_per_s", peakRSSMB = "peak_rss_mb"
+        case patchesPerSecond = "patches_per_s", peakRSSMB = "peak_rss_mb", stageResolution = "stage_resolution", compute
     }
 
-    static let csvHeader = "epoch,train_loss,train_accuracy,val_loss,val_accuracy,val_kappa,lr,seconds,patches_per_s,peak_rss_mb"
+    static let csvHeader = "epoch,train_loss,train_accuracy,val_loss,val_accuracy,val_kappa,lr,seconds,patches_per_s,peak_rss_mb,compute,stage_resolution"
 
     var csvRow: String {
         func f(_ v: Double?) -> String { v.map { String(format: "%.6g", $0) } ?? "" }
         return [String(epoch), f(trainLoss), f(trainAccuracy), f(valLoss), f(valAccuracy), f(valKappa), f(learningRate), f(seconds),
-                f(patchesPerSecond), f(peakRSSMB)].joined(separator: ",")
+                f(patchesPerSecond), f(peakRSSMB), f(compute), stageResolution.map(String.init) ?? ""].joined(separator: ",")
     }
 }
 
@@ -125,7 +129,7 @@ public final class Trainer {
         log("\(options.method) \(options.backbone): \(train.count) training and \(val.count) validation slides, \(classes) classes, tiling \(data.tiling.id) (\(data.tiling.patchSize) px patches)")
         do {
             try trainEpochs(method: method, train: train, val: val, info: info, loss: loss, classes: classes, state: &state, history: &history)
-            let status = history.count >= options.epochs || state.epochsDone >= options.epochs ? "done" : "interrupted"
+            let status = state.epochsDone >= (try Plan(options: options, trainCount: train.count)).epochs ? "done" : "interrupted"
             try index.finishRun(id: runID, status: status)
         } catch {
             try? index.finishRun(id: runID, status: "failed", error: "\(error)")
@@ -181,7 +185,6 @@ public final class Trainer {
         case "adamw": kind = .adamW()
         default: kind = .adam()
         }
-        let augmentation = options.augment ? AugmentationSettings(colorJitter: options.colorJitter) : .none
         let smoothing = Float(options.labelSmoothing), loss = info.loss
         let lossFunction = { (logits: Tensor, targets: [Int]) in loss.loss(logits, targets, smoothing: smoothing) }
         if info.method == "gd" {
@@ -189,7 +192,7 @@ public final class Trainer {
             let optimizer = Optimizer(kind, store: model.store, learningRate: Float(options.lr), weightDecay: Float(options.weightDecay))
             return GDMethod(model: model, optimizer: optimizer,
                             images: WholeImageReader(size: info.imageSize, normalization: info.normalization, capacity: 256),
-                            augmentation: augmentation, seed: options.seed, loss: lossFunction)
+                            seed: options.seed, loss: lossFunction)
         }
         let backbone = Model.backbone(info.backbone, outputs: info.latent, seed: options.seed)!
         let head = PatchGDHead.make(latent: info.latent, features: info.headFeatures, classes: outputs, dropout: Float(info.headDropout),
@@ -200,53 +203,100 @@ public final class Trainer {
                            backboneOptimizer: Optimizer(kind, store: backbone.store, learningRate: Float(options.lr), weightDecay: Float(options.weightDecay)),
                            headOptimizer: Optimizer(kind, store: head.store, learningRate: Float(options.headLR ?? options.lr), weightDecay: Float(options.weightDecay)))
         let reader = PatchReader(patchSize: info.patchSize, normalization: info.normalization, cacheCapacity: options.cacheSize)
-        return PatchGDMethod(core: core, reader: reader, augmentation: augmentation, seed: options.seed, loss: lossFunction)
+        return PatchGDMethod(core: core, reader: reader, seed: options.seed, loss: lossFunction)
     }
 
-    /// The learning-rate factor at mini-batch `position` of `total` (warm-up in mini-batches, then the schedule).
-    static func lrFactor(schedule: String, position: Int, total: Int, warmup: Int) -> Float {
+    /// The learning-rate factor at `progress` (0 ..< 1, the fraction of the run's compute spent) with a warm-up over
+    /// the first `warmup` fraction. The position is compute, not epochs, so a curriculum's cheap low-resolution
+    /// stages advance it less per mini-batch and the schedule runs continuously across stages.
+    static func lrFactor(schedule: String, progress: Double, warmup: Double) -> Float {
+        if progress < warmup { return Float(min(1, (progress + 1e-12) / warmup)) }
+        let t = warmup < 1 ? (progress - warmup) / (1 - warmup) : 1
         switch schedule {
-        case "cosine": return Schedule.cosine(warmup: warmup, total: total).factor(position)
-        case "linear": return Schedule.warmupLinear(warmup: warmup, total: total).factor(position)
-        case "step":
-            if position < warmup { return Float(position + 1) / Float(warmup) }
-            return Schedule.step(every: max(1, total / 3), gamma: 0.1).factor(position)
-        default:
-            return position < warmup ? Float(position + 1) / Float(warmup) : 1
+        case "cosine": return Float(0.5 * (1 + cos(Double.pi * min(1, t))))
+        case "linear": return Float(max(0, 1 - t))
+        case "step": return Float(pow(0.1, Double(min(2, Int(t * 3)))))
+        default: return 1
+        }
+    }
+
+    /// Where the run goes: mini-batches per epoch, epochs, and per global mini-batch its stage and schedule position.
+    struct Plan {
+        let batchesPerEpoch: Int
+        let totalBatches: Int
+        let curriculum: Curriculum?
+        let subset: SubsetSampler?
+        var epochs: Int { (totalBatches + batchesPerEpoch - 1) / batchesPerEpoch }
+
+        init(options: TrainOptions, trainCount: Int) throws {
+            let perEpoch = options.subsetFraction.map { SubsetSampler(count: trainCount, fraction: $0, seed: options.seed) }
+            subset = perEpoch
+            let examples = perEpoch?.perEpoch ?? trainCount
+            let full = (examples + options.batchSize - 1) / options.batchSize
+            batchesPerEpoch = min(full, options.limitBatches ?? full)
+            if let stages = try options.curriculumStageList() {
+                let c = Curriculum(stages: stages, epochs: options.epochs, batchesPerEpoch: batchesPerEpoch)
+                curriculum = c
+                totalBatches = c.totalBatches
+            } else {
+                curriculum = nil
+                totalBatches = options.epochs * batchesPerEpoch
+            }
+        }
+
+        func progress(at g: Int) -> Double { curriculum?.progress(at: g) ?? Double(g) / Double(max(1, totalBatches)) }
+        func stage(at g: Int) -> CurriculumStage? { curriculum.map { $0.stages[$0.stageIndex(at: g)] } }
+
+        /// Training examples of an epoch in order: a fresh permutation, or RS2's next slice.
+        func order(epoch: Int, count: Int, seed: UInt64) -> [Int] {
+            if let subset { return subset.epoch(epoch) }
+            var order = Array(0 ..< count)
+            var rng = SplitMix64(seed: seed).derived(2, UInt64(epoch))
+            order.shuffle(using: &rng)
+            return order
         }
     }
 
     private func trainEpochs(method: TrainingMethod, train: [TrainingImage], val: [TrainingImage], info: CheckpointInfo, loss: LossKind,
                              classes: Int, state: inout TrainerState, history: inout [EpochMetrics]) throws {
         let batchSize = options.batchSize
-        let fullBatches = (train.count + batchSize - 1) / batchSize
-        let batches = min(fullBatches, options.limitBatches ?? fullBatches)
-        let total = batches * options.epochs
-        let warmup = Int((options.warmup * Double(batches)).rounded())
+        let plan = try Plan(options: options, trainCount: train.count)
+        // Warm-up is given in epochs of the plain run; as a fraction of the compute it is the same with a curriculum.
+        let warmup = min(1, options.warmup / Double(options.epochs))
         let baseRates = method.parts.map { part in part.optimizer.groups.map(\.learningRate) }
         var position = 0, currentFactor: Float = 1
         let clip = options.clip.map { Float($0) }
         var nonFinite = false
         method.beforeStep = { [options] in
-            currentFactor = Self.lrFactor(schedule: options.schedule, position: position, total: total, warmup: warmup)
+            currentFactor = Self.lrFactor(schedule: options.schedule, progress: plan.progress(at: position), warmup: warmup)
             for (p, part) in method.parts.enumerated() {
                 for g in part.optimizer.groups.indices { part.optimizer.groups[g].learningRate = baseRates[p][g] * currentFactor }
                 if let clip { part.model.store.clipGradients(maxNorm: clip) }
                 if !part.model.store.gradientNorm().isFinite { nonFinite = true }
             }
         }
+        let baseAugmentation = options.augment ? AugmentationSettings(colorJitter: options.colorJitter) : .none
+        if let c = plan.curriculum {
+            log("curriculum: \(c.stages.count) stages of equal compute, \(c.batches.map(String.init).joined(separator: "/")) mini-batches at \(c.stages.map { "\($0.resolution)" }.joined(separator: "/")) px (224 scale), \(plan.epochs) epochs")
+        }
         var epochsThisRun = 0
-        for epoch in state.epochsDone ..< options.epochs {
+        for epoch in state.epochsDone ..< plan.epochs {
             let start = Date()
-            var order = Array(train.indices)
-            var orderRNG = SplitMix64(seed: options.seed).derived(2, UInt64(epoch))
-            order.shuffle(using: &orderRNG)
+            let order = plan.order(epoch: epoch, count: train.count, seed: options.seed)
+            let batches = min(plan.batchesPerEpoch, plan.totalBatches - epoch * plan.batchesPerEpoch)
             var lossSum = 0.0, correct = 0, seen = 0, units = 0
+            var stageSeen: CurriculumStage?
             for b in 0 ..< batches {
-                position = epoch * batches + b
-                let images = order[b * batchSize ..< min(train.count, (b + 1) * batchSize)].map { train[$0] }
+                position = epoch * plan.batchesPerEpoch + b
+                let images = order[b * batchSize ..< min(order.count, (b + 1) * batchSize)].map { train[$0] }
                 let labels = images.map { $0.label! }
-                let (value, logits) = try method.train(images, labels: labels, epoch: epoch, batch: b)
+                var view = TrainingView(side: nil, lowPass: options.lowPass, augmentation: baseAugmentation)
+                if let stage = plan.stage(at: position) {
+                    stageSeen = stage
+                    view.side = stage.resolution < 224 ? stage.resolution : nil
+                    view.augmentation = baseAugmentation.scaled(magnitude: stage.magnitude, of: plan.curriculum!.stages.map(\.magnitude).max() ?? 0)
+                }
+                let (value, logits) = try method.train(images, labels: labels, epoch: epoch, batch: b, view: view)
                 if !value.isFinite || nonFinite || !method.parts.allSatisfy({ $0.model.store.valuesAreFinite() }) {
                     throw TrainingError("non-finite loss (\(value)) at epoch \(epoch + 1), batch \(b + 1) (slides \(images.map(\.key).joined(separator: ", "))); stopped. The last good checkpoint \(state.epochsDone > 0 ? lastPath + " (epoch \(state.epochsDone))" : "(none yet)") is kept; lower --lr or set --clip")
                 }
@@ -255,12 +305,14 @@ public final class Trainer {
                 seen += images.count
                 units += method.workUnits(images)
                 let elapsed = Date().timeIntervalSince(start)
-                progress?(TrainProgress(epoch: epoch + 1, epochs: options.epochs, batch: b + 1, batches: batches,
+                progress?(TrainProgress(epoch: epoch + 1, epochs: plan.epochs, batch: b + 1, batches: batches,
                                         loss: lossSum / Double(seen), rate: Double(units) / max(elapsed, 1e-9), elapsed: elapsed))
             }
             var metrics = EpochMetrics(epoch: epoch + 1, trainLoss: lossSum / Double(max(1, seen)), trainAccuracy: Double(correct) / Double(max(1, seen)),
                                        learningRate: Double(method.parts[0].optimizer.groups[0].learningRate), seconds: 0,
                                        patchesPerSecond: 0, peakRSSMB: 0)
+            metrics.stageResolution = stageSeen?.resolution
+            metrics.compute = plan.progress(at: epoch * plan.batchesPerEpoch + batches)
             if !val.isEmpty {
                 let evaluation = try evaluate(method, val, loss: loss, classes: classes)
                 metrics.valLoss = evaluation.loss
@@ -285,9 +337,9 @@ public final class Trainer {
             try Checkpoint.save(method.parts, info: info, state: state, to: lastPath)
             history.append(metrics)
             try writeHistory(history)
-            log(summaryLine(metrics, improved: improved))
+            log(summaryLine(metrics, epochs: plan.epochs, improved: improved))
             epochsThisRun += 1
-            if let stop = stopAfterEpochs, epochsThisRun >= stop, epoch + 1 < options.epochs { return }
+            if let stop = stopAfterEpochs, epochsThisRun >= stop, epoch + 1 < plan.epochs { return }
         }
     }
 
@@ -305,8 +357,9 @@ public final class Trainer {
         return (lossSum / Double(images.count), ClassificationMetrics(actual: actual, predicted: predicted, classes: classes))
     }
 
-    func summaryLine(_ m: EpochMetrics, improved: Bool) -> String {
-        var s = String(format: "epoch %d/%d: train loss %.4f acc %.3f", m.epoch, options.epochs, m.trainLoss, m.trainAccuracy)
+    func summaryLine(_ m: EpochMetrics, epochs: Int, improved: Bool) -> String {
+        var s = String(format: "epoch %d/%d: train loss %.4f acc %.3f", m.epoch, epochs, m.trainLoss, m.trainAccuracy)
+        if let r = m.stageResolution { s += " (stage \(r) px)" }
         if let vl = m.valLoss, let va = m.valAccuracy, let vk = m.valKappa { s += String(format: " | val loss %.4f acc %.3f kappa %.3f", vl, va, vk) }
         s += String(format: " | %.0f s, %.0f patches/s, %.0f MiB", m.seconds, m.patchesPerSecond, m.peakRSSMB)
         return improved ? s + " (best)" : s

@@ -63,6 +63,11 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Decoded patches kept in memory. Default 4096.") var cacheSize: Int?
     @Option(help: "Stop each epoch after this many mini-batches (quick trials).") var limitBatches: Int?
 
+    @Option(help: "efficienttrain: EfficientTrain++ curriculum (low resolution and weak augmentation first, stages of equal compute). Default none.") var curriculum: String?
+    @Option(help: "Curriculum's low-resolution view: resize (Lanczos, EfficientTrain++) or fourier (spectrum crop, EfficientTrain). Default resize.") var lowPass: String?
+    @Option(help: "Curriculum stages as resolution:magnitude on a 224 scale, e.g. 96:0,160:4,224:9. Default: the published 10 stages.") var curriculumStages: String?
+    @Option(help: "RS2: train each epoch on this fraction of the training set, without replacement across epochs.") var subsetFraction: Double?
+
     /// The options given on the command line, by file name.
     func given() -> [String: Any] {
         var d: [String: Any] = [:]
@@ -75,7 +80,8 @@ struct TrainCommand: ParsableCommand {
             ("label-smoothing", labelSmoothing), ("clip", clip), ("seed", seed), ("workers", workers), ("val-split", valSplit),
             ("val-fold", valFold), ("split-scheme", splitScheme), ("classes", classes), ("select-by", selectBy),
             ("max-grid", maxGrid), ("oversize", oversize), ("normalization", normalization), ("color-jitter", colorJitter),
-            ("image-size", imageSize), ("cache-size", cacheSize), ("limit-batches", limitBatches)]
+            ("image-size", imageSize), ("cache-size", cacheSize), ("limit-batches", limitBatches), ("curriculum", curriculum),
+            ("low-pass", lowPass), ("curriculum-stages", curriculumStages), ("subset-fraction", subsetFraction)]
         for (key, value) in values { if let value { d[key] = value } }
         if noGradAccumulation { d["grad-accumulation"] = false }
         if noAugment { d["augment"] = false }

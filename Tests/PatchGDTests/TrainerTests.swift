@@ -145,6 +145,38 @@ struct TrainerTests {
         #expect(straight.epochs.map(\.trainLoss) == resumed.epochs.map(\.trainLoss))
     }
 
+    /// Stopped in the middle of a curriculum's first stage and resumed, a run goes through the same stages and ends
+    /// with the same weights as one that ran through; both low-pass views train.
+    @Test(arguments: [LowPassMethod.resize, .fourier])
+    func resumeInTheMiddleOfACurriculum(lowPass: LowPassMethod) throws {
+        let f = try TrainerFixture.positional(train: 8, val: 2)
+        var o = f.options("straight", epochs: 2)
+        o.curriculum = "efficienttrain"
+        o.curriculumStages = "112:0,224:1"   // stage 0: 2 x (224/112)^2 = 8 mini-batches at half resolution, stage 1: 2
+        o.lowPass = lowPass
+        let straight = try Trainer(options: o).run()
+        #expect(straight.epochs.map(\.stageResolution) == [112, 112, 112, 112, 224])
+        #expect(abs((straight.epochs[3].compute ?? 0) - 0.5) < 1e-9 && abs((straight.epochs[4].compute ?? 0) - 1) < 1e-9)
+        o.out = f.dir.file("interrupted")
+        let first = Trainer(options: o)
+        first.stopAfterEpochs = 2
+        #expect(try first.run().epochs.count == 2)
+        let resumed = try Trainer(options: o).run(resume: true)
+        #expect(resumed.epochs.map(\.stageResolution) == [112, 112, 112, 112, 224])
+        let a = try Safetensors.read(straight.lastCheckpoint).tensors, b = try Safetensors.read(resumed.lastCheckpoint).tensors
+        #expect(a.allSatisfy { $0.value.data == b[$0.key]?.data }, "weights differ after resuming mid-curriculum")
+    }
+
+    /// RS2 through the trainer: half the training set per epoch, each slide once per two epochs.
+    @Test func subsetFractionTrainsOnHalfPerEpoch() throws {
+        let f = try TrainerFixture.positional(train: 8, val: 2)
+        var o = f.options("rs2", epochs: 4)
+        o.subsetFraction = 0.5
+        var rates: [Double] = []
+        let summary = try Trainer(options: o, progress: { p in if p.batch == p.batches { rates.append(Double(p.batches)) } }).run()
+        #expect(summary.epochs.count == 4 && rates == [1, 1, 1, 1])   // 4 of 8 slides per epoch in one batch of 4
+    }
+
     /// A non-finite loss stops the run with a message; the checkpoint of the last good epoch stays.
     @Test func nonFiniteLossStopsAndKeepsLastGoodCheckpoint() throws {
         let f = try TrainerFixture.positional(train: 4, val: 2)
