@@ -27,6 +27,8 @@ public struct PatchGDConfig: Sendable, Equatable {
     public var innerIterations: Int?
     /// Accumulate over the inner iterations and take one step (the default, as the reference does); otherwise step after each.
     public var accumulate = true
+    /// BatchNorm statistics of the training fill pass: running (evaluation mode) or each fill chunk's own (batch).
+    public var fillStatistics: FillStatistics = .running
 
     public init(sampling: Double = 1.0 / 8, patchesPerStep: Int? = nil, innerIterations: Int? = nil, accumulate: Bool = true) {
         self.sampling = sampling
@@ -44,6 +46,15 @@ public struct PatchGDConfig: Sendable, Equatable {
     public func iterations(cells: Int) -> Int {
         innerIterations ?? Int((Double(cells) / Double(k(cells: cells))).rounded(.up))
     }
+}
+
+/// Which statistics BatchNorm uses while the training step fills Z without gradients.
+public enum FillStatistics: String, Sendable, Codable, CaseIterable {
+    /// The running statistics (evaluation mode): the fill neither moves them nor depends on its chunking.
+    case running
+    /// Each fill chunk's own statistics, as the recomputed patches get, without updating the running ones: early in
+    /// training, when the running statistics still lag the weights, Z's filled cells then match its recomputed ones.
+    case batch
 }
 
 /// Supplies patch pixels: the (N, 3, P, P) tensor of the given cells of image `image`, normalised.
@@ -96,10 +107,11 @@ public final class PatchGD {
     /// Z for a batch: every present patch encoded without gradients; absent cells and padding are zero.
     ///
     /// - Returns: Z of shape (B, C, R, Cc), R and Cc the largest grid in the batch.
-    public func fill(_ grids: [PatchGrid], patches: PatchProvider, prefetch: PatchPrefetcher? = nil) throws -> Tensor {
+    public func fill(_ grids: [PatchGrid], patches: PatchProvider, prefetch: PatchPrefetcher? = nil, batchStatistics: Bool = false) throws -> Tensor {
         let c = backbone.outputs, rows = grids.map(\.rows).max() ?? 0, cols = grids.map(\.cols).max() ?? 0
         let z = Tensor(shape: [grids.count, c, rows, cols])
         let ctx = Context(training: false, recordForBackward: false)
+        ctx.batchStatistics = batchStatistics
         let chunks = grids.enumerated().flatMap { b, grid in
             stride(from: 0, to: grid.cells.count, by: fillChunk).map { (b, Array(grid.cells[$0 ..< min(grid.cells.count, $0 + fillChunk)])) }
         }
@@ -118,7 +130,7 @@ public final class PatchGD {
         let largest = grids.map(\.cells.count).max() ?? 0
         let iterations = config.iterations(cells: largest)
         let groupsOf = { (j: Int) in orders.map { Self.group(j, of: $0, k: self.config.k(cells: $0.count), wrap: self.config.innerIterations != nil) } }
-        let z = try fill(grids, patches: patches, prefetch: prefetch)
+        let z = try fill(grids, patches: patches, prefetch: prefetch, batchStatistics: config.fillStatistics == .batch)
         if let prefetch { for (b, cells) in groupsOf(0).enumerated() { prefetch(b, cells) } }
         let epsilon = Float(config.accumulate ? iterations : 1)
         var total: Float = 0, steps = 0

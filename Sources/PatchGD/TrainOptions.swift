@@ -20,6 +20,8 @@ public struct TrainOptions: Sendable, Equatable, Codable {
     public var patchesPerStep: Int?
     public var innerIterations: Int?
     public var gradAccumulation: Bool = true
+    /// BatchNorm statistics of the training fill pass: running or batch.
+    public var fillStatistics: FillStatistics = .running
     public var epochs: Int = 10
     public var batchSize: Int = 4
     /// sgd | adam | adamw
@@ -74,7 +76,7 @@ public struct TrainOptions: Sendable, Equatable, Codable {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case db, dataset, tiling, out, method, backbone, initWeights = "init", latent, headFeatures = "head-features"
         case headDropout = "head-dropout", sampling, patchesPerStep = "patches-per-step", innerIterations = "inner-iterations"
-        case gradAccumulation = "grad-accumulation", epochs, batchSize = "batch-size", optimizer, lr, headLR = "head-lr"
+        case gradAccumulation = "grad-accumulation", fillStatistics = "fill-statistics", epochs, batchSize = "batch-size", optimizer, lr, headLR = "head-lr"
         case momentum, weightDecay = "weight-decay", schedule, warmup, loss, labelSmoothing = "label-smoothing", clip, seed, workers
         case valSplit = "val-split", valFold = "val-fold", splitScheme = "split-scheme", classes, selectBy = "select-by"
         case maxGrid = "max-grid", oversize, normalization, augment, colorJitter = "color-jitter", imageSize = "image-size"
@@ -95,6 +97,7 @@ public struct TrainOptions: Sendable, Equatable, Codable {
         latent = try v(.latent, d.latent); headFeatures = try v(.headFeatures, d.headFeatures); headDropout = try v(.headDropout, d.headDropout)
         sampling = try v(.sampling, d.sampling); patchesPerStep = try v(.patchesPerStep, d.patchesPerStep)
         innerIterations = try v(.innerIterations, d.innerIterations); gradAccumulation = try v(.gradAccumulation, d.gradAccumulation)
+        fillStatistics = try v(.fillStatistics, d.fillStatistics)
         epochs = try v(.epochs, d.epochs); batchSize = try v(.batchSize, d.batchSize); optimizer = try v(.optimizer, d.optimizer)
         lr = try v(.lr, d.lr); headLR = try v(.headLR, d.headLR); momentum = try v(.momentum, d.momentum)
         weightDecay = try v(.weightDecay, d.weightDecay); schedule = try v(.schedule, d.schedule); warmup = try v(.warmup, d.warmup)

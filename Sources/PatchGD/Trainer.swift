@@ -197,8 +197,9 @@ public final class Trainer {
         let backbone = Model.backbone(info.backbone, outputs: info.latent, seed: options.seed)!
         let head = PatchGDHead.make(latent: info.latent, features: info.headFeatures, classes: outputs, dropout: Float(info.headDropout),
                                     seed: options.seed &+ 1)
-        let config = PatchGDConfig(sampling: options.sampling, patchesPerStep: options.patchesPerStep, innerIterations: options.innerIterations,
+        var config = PatchGDConfig(sampling: options.sampling, patchesPerStep: options.patchesPerStep, innerIterations: options.innerIterations,
                                    accumulate: options.gradAccumulation)
+        config.fillStatistics = options.fillStatistics
         let core = PatchGD(backbone: backbone, head: head, config: config,
                            backboneOptimizer: Optimizer(kind, store: backbone.store, learningRate: Float(options.lr), weightDecay: Float(options.weightDecay)),
                            headOptimizer: Optimizer(kind, store: head.store, learningRate: Float(options.headLR ?? options.lr), weightDecay: Float(options.weightDecay)))

@@ -33,6 +33,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Fixed k patches per image per inner iteration (bounds memory); overrides --sampling.") var patchesPerStep: Int?
     @Option(help: "Inner iterations per mini-batch. Default: one sweep, ceil(patches / k).") var innerIterations: Int?
     @Flag(help: "Step after every inner iteration instead of once per mini-batch.") var noGradAccumulation = false
+    @Option(help: "BatchNorm statistics of the training fill pass: running (evaluation mode) or batch. Default running.") var fillStatistics: String?
 
     @Option(help: "Epochs. Default 10.") var epochs: Int?
     @Option(help: "Images per mini-batch. Default 4.") var batchSize: Int?
@@ -74,7 +75,7 @@ struct TrainCommand: ParsableCommand {
         let values: [(String, Any?)] = [
             ("db", db), ("dataset", dataset), ("tiling", tiling), ("out", out), ("method", method), ("backbone", backbone),
             ("init", initWeights), ("latent", latent), ("head-features", headFeatures), ("head-dropout", headDropout),
-            ("sampling", sampling), ("patches-per-step", patchesPerStep), ("inner-iterations", innerIterations),
+            ("sampling", sampling), ("patches-per-step", patchesPerStep), ("inner-iterations", innerIterations), ("fill-statistics", fillStatistics),
             ("epochs", epochs), ("batch-size", batchSize), ("optimizer", optimizer), ("lr", lr), ("head-lr", headLr),
             ("momentum", momentum), ("weight-decay", weightDecay), ("schedule", schedule), ("warmup", warmup), ("loss", loss),
             ("label-smoothing", labelSmoothing), ("clip", clip), ("seed", seed), ("workers", workers), ("val-split", valSplit),

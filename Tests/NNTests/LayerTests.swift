@@ -193,5 +193,16 @@ struct ModeTests {
         let y = bn.forward(Tensor(shape: [1, 1, 1, 1], values: [0.35]), Context(training: false))
         #expect(abs(y.pointer[0]) < 1e-6)
         #expect(store.counters[0] == 1)   // evaluation does not count batches
+        // Batch statistics outside training (PatchGD's fill with --fill-statistics batch): normalised like training,
+        // running statistics and the counter untouched.
+        let ctx = Context(training: false)
+        ctx.batchStatistics = true
+        let before = Array(store.buffers)
+        let z = bn.forward(Tensor(shape: [2, 1, 1, 3], values: values), ctx)
+        let t = bn.forward(Tensor(shape: [2, 1, 1, 3], values: values), Context(training: true, recordForBackward: false))
+        #expect((0 ..< 6).allSatisfy { abs(z.pointer[$0] - t.pointer[$0]) < 1e-6 } && abs(z.pointer[0] + 1.4638501) < 1e-4)
+        _ = store.buffers.update(from: before)
+        _ = bn.forward(Tensor(shape: [2, 1, 1, 3], values: values), ctx)
+        #expect(Array(store.buffers) == before && store.counters[0] == 2)
     }
 }

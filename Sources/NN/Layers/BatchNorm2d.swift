@@ -39,7 +39,7 @@ public final class BatchNorm2d: Layer {
         var inv = [Float](repeating: 0, count: c)
         let px = x.pointer, py = y.pointer, pxh = xhat?.pointer
         let gamma = store.value(weight), beta = store.value(bias), rm = store.buffer(runningMean), rv = store.buffer(runningVar)
-        let training = ctx.training, eps = eps, momentum = momentum
+        let training = ctx.training || ctx.batchStatistics, updateRunning = ctx.training, eps = eps, momentum = momentum
         let (lo, hi): (Float, Float) = activation == .none ? (-.infinity, .infinity) : (0, activation == .relu6 ? 6 : .infinity)
         inv.withUnsafeMutableBufferPointer { inv in
             Parallel.forRange(c, grain: 1) { r in
@@ -55,8 +55,10 @@ public final class BatchNorm2d: Layer {
                         let v = max(0, sq / Double(m) - mu * mu)
                         mean = Float(mu)
                         variance = Float(v)
-                        rm[ch] = (1 - momentum) * rm[ch] + momentum * mean
-                        rv[ch] = (1 - momentum) * rv[ch] + momentum * Float(m > 1 ? v * Double(m) / Double(m - 1) : v)
+                        if updateRunning {
+                            rm[ch] = (1 - momentum) * rm[ch] + momentum * mean
+                            rv[ch] = (1 - momentum) * rv[ch] + momentum * Float(m > 1 ? v * Double(m) / Double(m - 1) : v)
+                        }
                     } else {
                         mean = rm[ch]
                         variance = rv[ch]
@@ -71,7 +73,7 @@ public final class BatchNorm2d: Layer {
                 }
             }
         }
-        if training { store.counters[batches] += 1 }
+        if updateRunning { store.counters[batches] += 1 }
         invStd = inv
         normalized = xhat
         trainingForward = training

@@ -6,6 +6,8 @@ public final class Context: @unchecked Sendable {
     public var training: Bool
     /// Keep activations for a backward pass (off for inference and PatchGD's no-gradient fill pass).
     public var recordForBackward: Bool
+    /// Outside training: BatchNorm normalises with the batch's statistics anyway (without updating the running ones).
+    public var batchStatistics = false
     /// Random stream for dropout and augmentation.
     public var rng: SplitMix64
 
