@@ -9,7 +9,7 @@ import sys
 
 
 def main():
-    out, runs = sys.argv[1], [a.split("=", 1) for a in sys.argv[2:]]
+    out, runs = sys.argv[1], [a.rsplit("=", 1) for a in sys.argv[2:]]
     series = []
     for label, run in runs:
         t, points = 0.0, [(0.0, None)]
