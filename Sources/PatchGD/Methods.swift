@@ -192,21 +192,7 @@ final class WholeImageReader: @unchecked Sendable {
     }
 
     func read(_ paths: [String], augmentations: [PatchAugmentation]?) throws -> Tensor {
-        let p = size, plane = p * p
-        let out = Tensor(uninitialized: [paths.count, 3, p, p])
-        let failures = FirstError()
-        let normalization = self.normalization, po = out.pointer
-        Parallel.forRange(paths.count, grain: 1) { r in
-            for i in r {
-                do {
-                    normalization.write(try self.rgb(paths[i]), side: p, augmentation: augmentations?[i], into: po + i * 3 * plane)
-                } catch {
-                    failures.record(error)
-                }
-            }
-        }
-        if let error = failures.error { throw error }
-        return out
+        try normalization.tensor(count: paths.count, side: size, augmentations: augmentations) { try self.rgb(paths[$0]) }
     }
 
     func rgb(_ path: String) throws -> [UInt8] {

@@ -33,6 +33,20 @@ public struct Normalization: Sendable, Equatable, Codable {
     /// Presets by name.
     public static let presets: [String: Normalization] = ["imagenet": imagenet, "mnist": mnist]
 
+    /// An (N, 3, side, side) tensor of N decoded squares fetched in parallel by `rgb(i)`, augmented and normalised.
+    /// - Throws: the first error any fetch threw.
+    func tensor(count: Int, side p: Int, augmentations: [PatchAugmentation]?, rgb: @escaping (Int) throws -> [UInt8]) throws -> Tensor {
+        let out = Tensor(uninitialized: [count, 3, p, p])
+        let failures = FirstError(), po = out.pointer
+        Parallel.forRange(count, grain: 1) { r in
+            for i in r {
+                do { write(try rgb(i), side: p, augmentation: augmentations?[i], into: po + i * 3 * p * p) } catch { failures.record(error) }
+            }
+        }
+        if let error = failures.error { throw error }
+        return out
+    }
+
     /// Writes a square of interleaved RGB bytes (side x side), augmented when asked, as 3 normalised planes at `out`.
     func write(_ rgb: [UInt8], side p: Int, augmentation: PatchAugmentation?, into out: UnsafeMutablePointer<Float>) {
         rgb.withUnsafeBufferPointer { (augmentation ?? PatchAugmentation()).apply(rgb: $0, p: p, into: out) }
@@ -77,21 +91,7 @@ public final class PatchReader: @unchecked Sendable {
     /// - Throws: `SlideError` naming the slide when one cannot be opened or read.
     public func read(_ locations: [PatchLocation], augmentations: [PatchAugmentation]? = nil) throws -> Tensor {
         precondition(augmentations == nil || augmentations!.count == locations.count, "one augmentation per patch")
-        let p = patchSize, plane = p * p
-        let out = Tensor(uninitialized: [locations.count, 3, p, p])
-        let failures = FirstError()
-        let normalization = self.normalization, po = out.pointer
-        Parallel.forRange(locations.count, grain: 1) { r in
-            for i in r {
-                do {
-                    normalization.write(try self.rgb(locations[i]), side: p, augmentation: augmentations?[i], into: po + i * 3 * plane)
-                } catch {
-                    failures.record(error)
-                }
-            }
-        }
-        if let error = failures.error { throw error }
-        return out
+        return try normalization.tensor(count: locations.count, side: patchSize, augmentations: augmentations) { try self.rgb(locations[$0]) }
     }
 
     /// Starts decoding `locations` into the cache in the background (the next inner iteration's patches).
