@@ -60,6 +60,8 @@ public struct TrainOptions: Sendable, Equatable, Codable {
     public var imageSize: Int = 512
     /// Decoded patches kept in memory.
     public var cacheSize: Int = 4096
+    /// Patches encoded per backbone call in PatchGD's no-gradient fill pass (bounds its memory).
+    public var fillChunk: Int = 64
     /// Stop each epoch after this many batches (quick trials); nil = all.
     public var limitBatches: Int?
     /// none | efficienttrain (EfficientTrain++: low resolution and weak augmentation first, in stages of equal compute).
@@ -80,7 +82,7 @@ public struct TrainOptions: Sendable, Equatable, Codable {
         case momentum, weightDecay = "weight-decay", schedule, warmup, loss, labelSmoothing = "label-smoothing", clip, seed, workers
         case valSplit = "val-split", valFold = "val-fold", splitScheme = "split-scheme", classes, selectBy = "select-by"
         case maxGrid = "max-grid", oversize, normalization, augment, colorJitter = "color-jitter", imageSize = "image-size"
-        case cacheSize = "cache-size", limitBatches = "limit-batches", curriculum, lowPass = "low-pass"
+        case cacheSize = "cache-size", fillChunk = "fill-chunk", limitBatches = "limit-batches", curriculum, lowPass = "low-pass"
         case curriculumStages = "curriculum-stages", subsetFraction = "subset-fraction"
     }
 
@@ -107,7 +109,7 @@ public struct TrainOptions: Sendable, Equatable, Codable {
         selectBy = try v(.selectBy, d.selectBy); maxGrid = try v(.maxGrid, d.maxGrid); oversize = try v(.oversize, d.oversize)
         normalization = try v(.normalization, d.normalization); augment = try v(.augment, d.augment)
         colorJitter = try v(.colorJitter, d.colorJitter); imageSize = try v(.imageSize, d.imageSize)
-        cacheSize = try v(.cacheSize, d.cacheSize); limitBatches = try v(.limitBatches, d.limitBatches)
+        cacheSize = try v(.cacheSize, d.cacheSize); fillChunk = try v(.fillChunk, d.fillChunk); limitBatches = try v(.limitBatches, d.limitBatches)
         curriculum = try v(.curriculum, d.curriculum); lowPass = try v(.lowPass, d.lowPass)
         curriculumStages = try v(.curriculumStages, d.curriculumStages); subsetFraction = try v(.subsetFraction, d.subsetFraction)
     }
@@ -140,6 +142,7 @@ public struct TrainOptions: Sendable, Equatable, Codable {
             throw fail("--epochs, --batch-size, --latent, --head-features and --max-grid must be positive and --image-size at least 32")
         }
         guard lr > 0, (headLR ?? 1) > 0, weightDecay >= 0, warmup >= 0 else { throw fail("--lr and --head-lr must be positive, --weight-decay and --warmup not negative") }
+        guard fillChunk > 0, cacheSize >= 0 else { throw fail("--fill-chunk must be positive and --cache-size not negative") }
         guard classes.map({ $0 >= 2 }) ?? true else { throw fail("--classes must be at least 2") }
         guard ["none", "efficienttrain"].contains(curriculum) else { throw fail("--curriculum must be none or efficienttrain, not '\(curriculum)'") }
         guard subsetFraction.map({ $0 > 0 && $0 <= 1 }) ?? true else { throw fail("--subset-fraction must be in (0, 1]") }

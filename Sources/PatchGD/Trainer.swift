@@ -203,6 +203,7 @@ public final class Trainer {
         let core = PatchGD(backbone: backbone, head: head, config: config,
                            backboneOptimizer: Optimizer(kind, store: backbone.store, learningRate: Float(options.lr), weightDecay: Float(options.weightDecay)),
                            headOptimizer: Optimizer(kind, store: head.store, learningRate: Float(options.headLR ?? options.lr), weightDecay: Float(options.weightDecay)))
+        core.fillChunk = options.fillChunk
         let reader = PatchReader(patchSize: info.patchSize, normalization: info.normalization, cacheCapacity: options.cacheSize)
         return PatchGDMethod(core: core, reader: reader, seed: options.seed, loss: lossFunction)
     }

@@ -62,6 +62,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Colour-jitter strength. Default 0.1.") var colorJitter: Double?
     @Option(help: "GD: side of the downscaled image. Default 512.") var imageSize: Int?
     @Option(help: "Decoded patches kept in memory. Default 4096.") var cacheSize: Int?
+    @Option(help: "Patches per backbone call in PatchGD's no-gradient fill pass (bounds its memory). Default 64.") var fillChunk: Int?
     @Option(help: "Stop each epoch after this many mini-batches (quick trials).") var limitBatches: Int?
 
     @Option(help: "efficienttrain: EfficientTrain++ curriculum (low resolution and weak augmentation first, stages of equal compute). Default none.") var curriculum: String?
@@ -81,7 +82,7 @@ struct TrainCommand: ParsableCommand {
             ("label-smoothing", labelSmoothing), ("clip", clip), ("seed", seed), ("workers", workers), ("val-split", valSplit),
             ("val-fold", valFold), ("split-scheme", splitScheme), ("classes", classes), ("select-by", selectBy),
             ("max-grid", maxGrid), ("oversize", oversize), ("normalization", normalization), ("color-jitter", colorJitter),
-            ("image-size", imageSize), ("cache-size", cacheSize), ("limit-batches", limitBatches), ("curriculum", curriculum),
+            ("image-size", imageSize), ("cache-size", cacheSize), ("fill-chunk", fillChunk), ("limit-batches", limitBatches), ("curriculum", curriculum),
             ("low-pass", lowPass), ("curriculum-stages", curriculumStages), ("subset-fraction", subsetFraction)]
         for (key, value) in values { if let value { d[key] = value } }
         if noGradAccumulation { d["grad-accumulation"] = false }

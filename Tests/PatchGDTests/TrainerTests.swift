@@ -167,6 +167,30 @@ struct TrainerTests {
         #expect(a.allSatisfy { $0.value.data == b[$0.key]?.data }, "weights differ after resuming mid-curriculum")
     }
 
+    /// `--fill-chunk` reaches the PatchGD core, and the fill pass in evaluation mode does not depend on its
+    /// chunking: one patch per backbone call or 64 give the same Z (up to float summation order).
+    @Test func fillChunkDoesNotChangeZ() throws {
+        let f = try TrainerFixture.positional(train: 4, val: 2)
+        var o = f.options("run", epochs: 1)
+        o.fillChunk = 3
+        let method = try #require(try Trainer.makeMethod(info: CheckpointInfo(method: "patchgd", backbone: "tiny", latent: 16, headFeatures: 16,
+            headDropout: 0, classes: 2, loss: .ce, normalization: .mnist, patchSize: 32, imageSize: 64, maxGrid: 8, oversize: .crop,
+            dataset: "test", tilingID: 1, tilingParams: "{}", splitScheme: "default", selectBy: "accuracy"), options: o) as? PatchGDMethod)
+        #expect(method.core.fillChunk == 3)
+        let data = try PatchDataset.load(index: try PatchIndex.existing(at: f.db), dataset: nil, tilingID: nil, maxGrid: 8)
+        let images = Array(data.images.prefix(2))
+        let (provide, _) = method.provider(images, epoch: nil)
+        let z3 = try method.core.fill(images.map(\.grid), patches: provide)
+        method.core.fillChunk = 1
+        let z1 = try method.core.fill(images.map(\.grid), patches: provide)
+        method.core.fillChunk = 64
+        let z64 = try method.core.fill(images.map(\.grid), patches: provide)
+        let scale = (0 ..< z64.count).map { abs(z64.pointer[$0]) }.max()!
+        for z in [z1, z3] {
+            #expect((0 ..< z.count).allSatisfy { abs(z.pointer[$0] - z64.pointer[$0]) <= 1e-5 * scale })
+        }
+    }
+
     /// RS2 through the trainer: half the training set per epoch, each slide once per two epochs.
     @Test func subsetFractionTrainsOnHalfPerEpoch() throws {
         let f = try TrainerFixture.positional(train: 8, val: 2)
