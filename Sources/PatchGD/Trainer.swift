@@ -128,8 +128,8 @@ public final class Trainer {
         state.runID = runID
         log("\(options.method) \(options.backbone): \(train.count) training and \(val.count) validation slides, \(classes) classes, tiling \(data.tiling.id) (\(data.tiling.patchSize) px patches)")
         do {
-            try trainEpochs(method: method, train: train, val: val, info: info, loss: loss, classes: classes, state: &state, history: &history)
-            let status = state.epochsDone >= (try Plan(options: options, trainCount: train.count)).epochs ? "done" : "interrupted"
+            let epochs = try trainEpochs(method: method, train: train, val: val, info: info, loss: loss, classes: classes, state: &state, history: &history)
+            let status = state.epochsDone >= epochs ? "done" : "interrupted"
             try index.finishRun(id: runID, status: status)
         } catch {
             try? index.finishRun(id: runID, status: "failed", error: "\(error)")
@@ -259,8 +259,9 @@ public final class Trainer {
         }
     }
 
+    /// Trains from `state.epochsDone` to the end of the plan (or `stopAfterEpochs`); returns the plan's epoch count.
     private func trainEpochs(method: TrainingMethod, train: [TrainingImage], val: [TrainingImage], info: CheckpointInfo, loss: LossKind,
-                             classes: Int, state: inout TrainerState, history: inout [EpochMetrics]) throws {
+                             classes: Int, state: inout TrainerState, history: inout [EpochMetrics]) throws -> Int {
         let batchSize = options.batchSize
         let plan = try Plan(options: options, trainCount: train.count)
         // Warm-up is given in epochs of the plain run; as a fraction of the compute it is the same with a curriculum.
@@ -341,8 +342,9 @@ public final class Trainer {
             try writeHistory(history)
             log(summaryLine(metrics, epochs: plan.epochs, improved: improved))
             epochsThisRun += 1
-            if let stop = stopAfterEpochs, epochsThisRun >= stop, epoch + 1 < plan.epochs { return }
+            if let stop = stopAfterEpochs, epochsThisRun >= stop, epoch + 1 < plan.epochs { break }
         }
+        return plan.epochs
     }
 
     /// Loss and metrics on `images` in evaluation mode.

@@ -22,7 +22,8 @@ struct Run: ParsableCommand {
             """)
 
     @Argument(help: "Pipeline file (YAML).") var pipeline: String
-    @Option(name: .customLong("set"), help: "Override a variable: --set key=value (repeatable).") var sets: [String] = []
+    @Option(name: .customLong("set"), parsing: .upToNextOption,
+            help: "Override variables: --set key=value [key=value ...] (repeatable).") var sets: [String] = []
     @Option(help: "Start at this stage (earlier ones are not run).") var from: String?
     @Option(help: "Redo this stage even if up to date (repeatable).") var force: [String] = []
     @Flag(help: "Print what would run, run nothing.") var dryRun = false

@@ -102,6 +102,23 @@ struct PipelineRunnerTests {
         #expect(try f.statuses() == ["skipped", "done"])
     }
 
+    /// The command line as documented: one --set with several key=value pairs.
+    @Test func commandLineTakesSeveralSetValues() throws {
+        let f = try PipelineFixture()
+        let binaries: String = try #require(PipelineFixture.binaries, "build the executables first (scripts/test does)")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binaries + "/gigapatch")
+        process.arguments = ["run", f.path, "--set", "size=96", "manifest=\(f.dir.file("m.csv"))", "--dry-run"]
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "\(text)")
+        #expect(text.contains("--size 96") && text.contains("m.csv"))
+    }
+
     @Test func failedStageStopsAndRerunResumesThere() throws {
         let f = try PipelineFixture()
         let (_, error) = try f.run(["manifest": f.dir.file("missing.csv")])
