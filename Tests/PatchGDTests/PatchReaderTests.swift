@@ -44,7 +44,9 @@ struct PatchReaderTests {
         _ = try reader.read(Array(locations.prefix(3)))
         _ = try reader.read(Array(locations.prefix(3)))
         #expect(reader.reads == 3)
-        _ = try reader.read(locations)
+        // Only new patches here: with cached ones in the same call, a concurrent miss may evict a hit before its
+        // thread reaches it (a harmless extra read, but a count that depends on timing).
+        _ = try reader.read(Array(locations.suffix(3)))
         #expect(reader.reads == 6 && reader.cachedCount == 4)
         reader.prefetch([PatchLocation(path: path, level0X: 500, level0Y: 500, level: 0, readSize: 32)])
         reader.drainPrefetch()
