@@ -112,13 +112,15 @@ public final class PatchGD {
         let z = Tensor(shape: [grids.count, c, rows, cols])
         let ctx = Context(training: false, recordForBackward: false)
         ctx.batchStatistics = batchStatistics
-        let chunks = grids.enumerated().flatMap { b, grid in
-            stride(from: 0, to: grid.cells.count, by: fillChunk).map { (b, Array(grid.cells[$0 ..< min(grid.cells.count, $0 + fillChunk)])) }
-        }
-        for (i, (b, cells)) in chunks.enumerated() {
-            if let prefetch, i + 1 < chunks.count { prefetch(chunks[i + 1].0, chunks[i + 1].1) }
-            let features = backbone.forward(try patches(b, cells), ctx)
-            Self.write(features, into: z, image: b, cells: cells, grid: grids[b])
+        let chunks = Self.chunks(grids, size: fillChunk)
+        for (i, chunk) in chunks.enumerated() {
+            if let prefetch, i + 1 < chunks.count { for piece in chunks[i + 1] { prefetch(piece.image, piece.cells) } }
+            let features = backbone.forward(Self.concatenate(try chunk.map { try patches($0.image, $0.cells) }), ctx)
+            var offset = 0
+            for piece in chunk {
+                Self.write(features, from: offset, into: z, image: piece.image, cells: piece.cells, grid: grids[piece.image])
+                offset += piece.cells.count
+            }
         }
         return z
     }
@@ -191,6 +193,23 @@ public final class PatchGD {
     }
 
     // MARK: Z bookkeeping
+
+    /// The batch's patches in encoding order, cut into chunks of at most `size` patches that may span images, so small
+    /// grids still make full backbone batches (and, with batch statistics, BatchNorm sees patches of many images).
+    static func chunks(_ grids: [PatchGrid], size: Int) -> [[(image: Int, cells: [Int])]] {
+        var chunks: [[(image: Int, cells: [Int])]] = [], current: [(image: Int, cells: [Int])] = [], filled = 0
+        for (b, grid) in grids.enumerated() {
+            var start = 0
+            while start < grid.cells.count {
+                let take = min(size - filled, grid.cells.count - start)
+                current.append((b, Array(grid.cells[start ..< start + take])))
+                filled += take; start += take
+                if filled == size { chunks.append(current); current = []; filled = 0 }
+            }
+        }
+        if !current.isEmpty { chunks.append(current) }
+        return chunks
+    }
 
     /// The j-th group of k cells of a shuffled order: the last group of a sweep is shorter; beyond one sweep the order
     /// wraps around when extra inner iterations were asked for, and is empty otherwise.

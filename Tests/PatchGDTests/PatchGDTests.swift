@@ -49,6 +49,17 @@ struct PatchGDTests {
         #expect(PatchGD.group(3, of: [5, 1, 4, 0, 3, 2, 6], k: 3, wrap: true) == [4, 0, 3])
     }
 
+    /// Fill chunks span images: every present cell once, in image then grid order, no chunk over the size.
+    @Test func fillChunksSpanImages() {
+        let grids = [PatchGrid(rows: 2, cols: 2), PatchGrid(rows: 2, cols: 2, cells: [0, 3]), PatchGrid(rows: 1, cols: 3)]
+        let chunks = PatchGD.chunks(grids, size: 3)
+        #expect(chunks.map { $0.reduce(0) { $0 + $1.cells.count } } == [3, 3, 3])
+        #expect(chunks[1].map(\.image) == [0, 1] && chunks[1][0].cells == [3] && chunks[1][1].cells == [0, 3])
+        let flat = chunks.flatMap { $0.flatMap { piece in piece.cells.map { (piece.image, $0) } } }
+        #expect(flat.map(\.0) == [0, 0, 0, 0, 1, 1, 2, 2, 2] && flat.map(\.1) == [0, 1, 2, 3, 0, 3, 0, 1, 2])
+        #expect(PatchGD.chunks(grids, size: 64).count == 1 && PatchGD.chunks([], size: 4).isEmpty)
+    }
+
     /// Z's cell (row, col) is the patch at grid (row, col); absent cells stay zero.
     @Test func zCellsMatchGridCells() throws {
         let toy = Toy(seed: 1)
