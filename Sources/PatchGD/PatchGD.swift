@@ -115,12 +115,7 @@ public final class PatchGD {
         let chunks = Self.chunks(grids, size: fillChunk)
         for (i, chunk) in chunks.enumerated() {
             if let prefetch, i + 1 < chunks.count { for piece in chunks[i + 1] { prefetch(piece.image, piece.cells) } }
-            let features = backbone.forward(Self.concatenate(try chunk.map { try patches($0.image, $0.cells) }), ctx)
-            var offset = 0
-            for piece in chunk {
-                Self.write(features, from: offset, into: z, image: piece.image, cells: piece.cells, grid: grids[piece.image])
-                offset += piece.cells.count
-            }
+            Self.write(backbone.forward(try Self.gather(chunk, patches), ctx), pieces: chunk, into: z, grids: grids)
         }
         return z
     }
@@ -145,19 +140,9 @@ public final class PatchGD {
             let zj = z.copy()
             let ctx = Context(training: true, recordForBackward: true, seed: rng.next())
             // Recompute the sampled patches of all images in one backbone batch.
-            var inputs: [Tensor] = [], owners: [(image: Int, cells: [Int])] = []
-            for (b, cells) in groups.enumerated() where !cells.isEmpty {
-                inputs.append(try patches(b, cells))
-                owners.append((b, cells))
-            }
-            let features: Tensor? = inputs.isEmpty ? nil : backbone.forward(Self.concatenate(inputs), ctx)
-            if let features {
-                var offset = 0
-                for owner in owners {
-                    Self.write(features, from: offset, into: zj, image: owner.image, cells: owner.cells, grid: grids[owner.image])
-                    offset += owner.cells.count
-                }
-            }
+            let pieces: [Piece] = groups.enumerated().filter { !$0.element.isEmpty }.map { ($0.offset, $0.element) }
+            let features: Tensor? = pieces.isEmpty ? nil : backbone.forward(try Self.gather(pieces, patches), ctx)
+            if let features { Self.write(features, pieces: pieces, into: zj, grids: grids) }
             logits = head.forward(zj, ctx)
             let result = loss(logits, labels)
             total += result.loss
@@ -166,11 +151,7 @@ public final class PatchGD {
             let dz = head.backward(dLogits, ctx)
             if let features {
                 let dFeatures = Tensor(shape: features.shape)
-                var offset = 0
-                for owner in owners {
-                    Self.read(dz, into: dFeatures, at: offset, image: owner.image, cells: owner.cells, grid: grids[owner.image])
-                    offset += owner.cells.count
-                }
+                Self.read(dz, pieces: pieces, into: dFeatures, grids: grids)
                 backbone.backward(dFeatures, ctx)
             }
             if !config.accumulate || j == iterations - 1 {
@@ -194,10 +175,36 @@ public final class PatchGD {
 
     // MARK: Z bookkeeping
 
+    /// Some cells of one image of the batch; a backbone batch is a list of pieces, encoded in order.
+    typealias Piece = (image: Int, cells: [Int])
+
+    /// The pieces' patches stacked in order, (sum of cells, 3, P, P).
+    static func gather(_ pieces: [Piece], _ patches: PatchProvider) throws -> Tensor {
+        concatenate(try pieces.map { try patches($0.image, $0.cells) })
+    }
+
+    /// Writes the features of a backbone batch of `pieces` (in order) into their cells of z.
+    static func write(_ features: Tensor, pieces: [Piece], into z: Tensor, grids: [PatchGrid]) {
+        var offset = 0
+        for piece in pieces {
+            write(features, from: offset, into: z, image: piece.image, cells: piece.cells, grid: grids[piece.image])
+            offset += piece.cells.count
+        }
+    }
+
+    /// Reads the gradients of `pieces`' cells from dz into a backbone batch's layout (the inverse of `write`).
+    static func read(_ dz: Tensor, pieces: [Piece], into out: Tensor, grids: [PatchGrid]) {
+        var offset = 0
+        for piece in pieces {
+            read(dz, into: out, at: offset, image: piece.image, cells: piece.cells, grid: grids[piece.image])
+            offset += piece.cells.count
+        }
+    }
+
     /// The batch's patches in encoding order, cut into chunks of at most `size` patches that may span images, so small
     /// grids still make full backbone batches (and, with batch statistics, BatchNorm sees patches of many images).
-    static func chunks(_ grids: [PatchGrid], size: Int) -> [[(image: Int, cells: [Int])]] {
-        var chunks: [[(image: Int, cells: [Int])]] = [], current: [(image: Int, cells: [Int])] = [], filled = 0
+    static func chunks(_ grids: [PatchGrid], size: Int) -> [[Piece]] {
+        var chunks: [[Piece]] = [], current: [Piece] = [], filled = 0
         for (b, grid) in grids.enumerated() {
             var start = 0
             while start < grid.cells.count {
