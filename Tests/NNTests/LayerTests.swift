@@ -8,16 +8,23 @@ typealias A4 = Reference.Array4
 /// Reference input as NCHW.
 func nchw(_ v: [Double], _ s: [Int]) -> A4 { A4(n: s[0], c: s[1], h: s[2], w: s[3], v: v) }
 
-func convCase(_ name: String, n: Int = 2, c: Int, h: Int, w: Int, o: Int, k: Int, s: Int = 1, p: Int = 0, d: Int = 1, g: Int = 1, bias: Bool = true) -> LayerCase {
+func convCase(_ name: String, n: Int = 2, c: Int, h: Int, w: Int, o: Int, k: Int, s: Int = 1, p: Int = 0, d: Int = 1, g: Int = 1, bias: Bool = true,
+              configure: @escaping (Conv2d) -> Void = { _ in }) -> LayerCase {
     LayerCase(name: name, inputShape: [n, c, h, w], training: true,
-              make: { Conv2d($0, "conv", in: c, out: o, kernel: k, stride: s, padding: p, dilation: d, groups: g, bias: bias) },
+              make: { let conv = Conv2d($0, "conv", in: c, out: o, kernel: k, stride: s, padding: p, dilation: d, groups: g, bias: bias); configure(conv); return conv },
               reference: { x, q in Reference.conv2d(nchw(x, [n, c, h, w]), weight: q["conv.weight"]!, bias: q["conv.bias"] ?? [],
                                                    out: o, kernel: k, stride: s, padding: p, dilation: d, groups: g).v })
 }
 
 struct LayerGradientTests {
     static let cases: [LayerCase] = [
-        convCase("conv 3x3 s1 p1", c: 3, h: 6, w: 5, o: 4, k: 3, p: 1),
+        convCase("conv 3x3 s1 p1 (Winograd)", c: 3, h: 6, w: 5, o: 4, k: 3, p: 1),
+        convCase("conv 3x3 s1 p1 unrolled", c: 3, h: 6, w: 5, o: 4, k: 3, p: 1, configure: { $0.allowsWinograd = false }),
+        convCase("Winograd odd plane 7 x 9", n: 3, c: 2, h: 7, w: 9, o: 3, k: 3, p: 1, bias: false),
+        convCase("Winograd a full vector of tiles and a tail (21 wide)", n: 1, c: 2, h: 5, w: 21, o: 2, k: 3, p: 1),
+        convCase("Winograd straight into the output (16 wide)", c: 2, h: 4, w: 16, o: 3, k: 3, p: 1),
+        convCase("Winograd in chunks of one image", n: 3, c: 2, h: 6, w: 7, o: 3, k: 3, p: 1,
+                 configure: { $0.winogradLimit = 16 * 3 * 3 * 4 }),
         convCase("conv 3x3 s2 p1 no bias", c: 3, h: 7, w: 6, o: 4, k: 3, s: 2, p: 1, bias: false),
         convCase("conv 1x1 batch 1", n: 1, c: 4, h: 3, w: 4, o: 5, k: 1),
         convCase("conv 1x1 s2 (downsample)", c: 4, h: 5, w: 5, o: 6, k: 1, s: 2, bias: false),
@@ -25,9 +32,9 @@ struct LayerGradientTests {
         convCase("conv groups 2", c: 4, h: 5, w: 4, o: 6, k: 3, p: 1, g: 2),
         convCase("depthwise 3x3 s1", c: 4, h: 5, w: 6, o: 4, k: 3, p: 1, g: 4),
         convCase("depthwise 3x3 s2 multiplier 2", c: 3, h: 7, w: 6, o: 6, k: 3, s: 2, p: 1, g: 3, bias: false),
-        convCase("conv 3x3 per-image path (16x16 output)", c: 2, h: 16, w: 16, o: 3, k: 3, p: 1),
+        convCase("conv 3x3 per-image path (16x16 output)", c: 2, h: 16, w: 16, o: 3, k: 3, p: 1, configure: { $0.allowsWinograd = false }),
         LayerCase(name: "conv 3x3 per-image path in bands of one row", inputShape: [2, 2, 16, 16], training: true,
-                  make: { let conv = Conv2d($0, "conv", in: 2, out: 3, kernel: 3, padding: 1); conv.unrollLimit = 40; return conv },
+                  make: { let conv = Conv2d($0, "conv", in: 2, out: 3, kernel: 3, padding: 1); conv.unrollLimit = 40; conv.winogradLimit = 0; return conv },
                   reference: { x, q in Reference.conv2d(nchw(x, [2, 2, 16, 16]), weight: q["conv.weight"]!, bias: q["conv.bias"]!,
                                                        out: 3, kernel: 3, stride: 1, padding: 1, dilation: 1, groups: 1).v }),
         LayerCase(name: "conv 3x3 s2 per-image path in bands of three rows", inputShape: [1, 2, 36, 34], training: true,
@@ -204,5 +211,33 @@ struct ModeTests {
         _ = store.buffers.update(from: before)
         _ = bn.forward(Tensor(shape: [2, 1, 1, 3], values: values), ctx)
         #expect(Array(store.buffers) == before && store.counters[0] == 2)
+    }
+}
+
+/// Winograd's 3x3 path against the unrolled (im2col + GEMM) path on shapes like a ResNet's, in float.
+struct WinogradTests {
+    @Test(arguments: [(2, 16, 24, 12, 34), (3, 8, 8, 9, 16), (16, 32, 32, 4, 4), (1, 64, 16, 33, 18)])
+    func matchesUnrolledPath(n: Int, c: Int, o: Int, h: Int, w: Int) {
+        func run(winograd: Bool) -> (y: [Float], dx: [Float], dw: [Float]) {
+            let store = ParameterStore()
+            let conv = Conv2d(store, "conv", in: c, out: o, kernel: 3, padding: 1, bias: false)
+            conv.allowsWinograd = winograd
+            conv.winogradLimit = 16 * max(c, o) * 2 * ((h + 1) / 2) * ((w + 1) / 2)   // chunks of two images
+            store.finalize(seed: 3)
+            var rng = SplitMix64(seed: 11)
+            let x = Tensor(shape: [n, c, h, w], values: (0 ..< n * c * h * w).map { _ in Float.random(in: -1 ... 1, using: &rng) })
+            let dy = Tensor(shape: [n, o, h, w], values: (0 ..< n * o * h * w).map { _ in Float.random(in: -1 ... 1, using: &rng) })
+            let ctx = Context(training: true)
+            let y = conv.forward(x, ctx)
+            store.zeroGradients()
+            let dx = conv.backward(dy, ctx)
+            return (y.array, dx.array, Array(store.gradients))
+        }
+        let a = run(winograd: true), b = run(winograd: false)
+        for (name, p, q) in [("y", a.y, b.y), ("dx", a.dx, b.dx), ("dW", a.dw, b.dw)] {
+            let scale = q.map(abs).max() ?? 1
+            let error = zip(p, q).map { abs($0 - $1) }.max() ?? 0
+            #expect(error <= 2e-6 * scale * Float(c * 9).squareRoot(), "\(name) differs by \(error) (scale \(scale))")
+        }
     }
 }

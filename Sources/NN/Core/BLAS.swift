@@ -8,6 +8,7 @@ public enum BLAS {
     ///   - a: m x k (or k x m when `transA`), leading dimension `lda`
     ///   - b: k x n (or n x k when `transB`), leading dimension `ldb`
     ///   - c: m x n, leading dimension `ldc`
+    ///   - split: whether a large product may be split over the workers (false inside code that is already parallel)
     ///
     /// OpenBLAS runs single-threaded (see `configure`); large products are split into column (or row) blocks
     /// computed on Gigapatch's own workers, so one thread pool serves both GEMMs and elementwise loops instead of
@@ -15,7 +16,7 @@ public enum BLAS {
     @inlinable
     public static func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
                             a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                            beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+                            beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, split: Bool = true) {
         guard m > 0, n > 0 else { return }
         if k == 0 {
             if beta == 0 { for i in 0 ..< m { (c + i * ldc).update(repeating: 0, count: n) } }
@@ -23,7 +24,7 @@ public enum BLAS {
         }
         let ta = transA ? CblasTrans : CblasNoTrans, tb = transB ? CblasTrans : CblasNoTrans
         let work = m * n * k
-        if Parallel.threads <= 1 || work < 1 << 21 {
+        if !split || Parallel.threads <= 1 || work < 1 << 21 {
             cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
         } else if n >= m {
             // Column blocks: C[:, j0..<j1] = op(A) * op(B)[:, j0..<j1]; blocks are multiples of 16 columns.

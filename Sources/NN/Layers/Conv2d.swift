@@ -3,7 +3,8 @@
 /// General case: the input is unrolled (im2col) for all images of the batch at once, so each group is one
 /// GEMM of (out/groups) x (in/groups * kh * kw) by (in/groups * kh * kw) x (N * Hout * Wout), then scattered
 /// back to NCHW. Depthwise convolutions (groups == in channels) use a direct kernel instead, as unrolling one
-/// channel at a time would be mostly copying.
+/// channel at a time would be mostly copying. 3x3 convolutions with stride 1 and padding 1 (most of a ResNet's
+/// work) use Winograd's F(2x2, 3x3) algorithm, which needs 2.25x fewer multiplications (`Winograd`).
 public final class Conv2d: Layer {
     public let inChannels: Int, outChannels: Int
     public let kernel: (h: Int, w: Int), stride: Int, padding: Int, dilation: Int, groups: Int
@@ -15,6 +16,11 @@ public final class Conv2d: Layer {
     /// Most floats the per-image path unrolls at once: larger outputs are done in bands of rows, so memory stays
     /// bounded whatever the image size (the PatchGD head on a 256 x 256 latent grid would otherwise unroll 600 MiB).
     public var unrollLimit = 1 << 22
+    /// Whether 3x3 stride-1 convolutions may use Winograd's algorithm (tests turn it off to reach the unrolled path).
+    public var allowsWinograd = true
+    /// Most floats of transformed input (or output) the Winograd path holds at once; the batch is done in chunks of
+    /// images below it, and a single image above it takes the unrolled path in bands instead.
+    public var winogradLimit = 1 << 23
 
     /// - Parameters:
     ///   - name: state_dict prefix, e.g. "layer1.0.conv1" (declares "<name>.weight" and "<name>.bias").
@@ -55,6 +61,8 @@ public final class Conv2d: Layer {
         let y = Tensor(uninitialized: [n, outChannels, ho, wo])
         if isDepthwise {
             depthwiseForward(x, y)
+        } else if let images = winogradImages(h: h, w: w) {
+            winogradForward(x, y, images: images)
         } else if groups == 1 && ho * wo >= Conv2d.perImageThreshold {
             // Large spatial size: one GEMM per image (per band of output rows) straight into its NCHW block, no reshuffle.
             let one = Geometry(conv: self, n: 1, h: h, w: w, ho: ho, wo: wo), k = one.k, p = ho * wo
@@ -103,6 +111,8 @@ public final class Conv2d: Layer {
         let dx = Tensor(shape: x.shape)
         if isDepthwise {
             depthwiseBackward(x, dy, dx)
+        } else if let images = winogradImages(h: h, w: w) {
+            winogradBackward(x, dy, dx, images: images)
         } else if groups == 1 && ho * wo >= Conv2d.perImageThreshold {
             let one = Geometry(conv: self, n: 1, h: h, w: w, ho: ho, wo: wo), k = one.k, p = ho * wo
             let band = one.bandRows(limit: unrollLimit)
@@ -149,6 +159,48 @@ public final class Conv2d: Layer {
                 for j in 0 ..< p { base[j] += b }
             }
         }
+    }
+
+    // MARK: Winograd
+
+    /// Images per Winograd chunk for an h x w input, or nil when this convolution takes another path.
+    public func winogradImages(h: Int, w: Int) -> Int? {
+        guard allowsWinograd, Winograd.applies(self) else { return nil }
+        let one = Winograd.floats(images: 1, c: inChannels, o: outChannels, h: h, w: w)
+        return one <= winogradLimit ? winogradLimit / one : nil
+    }
+
+    private func winogradForward(_ x: Tensor, _ y: Tensor, images: Int) {
+        let (n, c, h, w) = x.nchw, o = outChannels, chunk = min(n, images)
+        let full = Winograd(n: chunk, c: c, o: o, h: h, w: w)
+        let u = Tensor(uninitialized: [16 * o * c])
+        full.transformWeights(store.value(weight), into: u.pointer)
+        // 16 floats of slack: the transforms read whole vectors past a row's last tile.
+        let v = Tensor(uninitialized: [16 * c * full.tiles + 16]), m = Tensor(uninitialized: [16 * o * full.tiles + 16])
+        for b0 in Swift.stride(from: 0, to: n, by: chunk) {
+            let part = Winograd(n: min(chunk, n - b0), c: c, o: o, h: h, w: w)
+            part.transformInput(x.pointer + b0 * c * h * w, into: v.pointer)
+            part.multiply(u.pointer, v.pointer, into: m.pointer)
+            part.transformOutput(m.pointer, into: y.pointer + b0 * o * h * w)
+        }
+    }
+
+    private func winogradBackward(_ x: Tensor, _ dy: Tensor, _ dx: Tensor, images: Int) {
+        let (n, c, h, w) = x.nchw, o = outChannels, chunk = min(n, images)
+        let full = Winograd(n: chunk, c: c, o: o, h: h, w: w)
+        let u = Tensor(uninitialized: [16 * o * c]), du = Tensor(shape: [16 * o * c])
+        full.transformWeights(store.value(weight), into: u.pointer)
+        let v = Tensor(uninitialized: [16 * c * full.tiles + 16]), dm = Tensor(uninitialized: [16 * o * full.tiles + 16])
+        for b0 in Swift.stride(from: 0, to: n, by: chunk) {
+            let part = Winograd(n: min(chunk, n - b0), c: c, o: o, h: h, w: w)
+            // V is recomputed rather than kept from forward: 4x the input per layer would raise peak memory by more
+            // than the transform costs.
+            part.transformInput(x.pointer + b0 * c * h * w, into: v.pointer)
+            part.transformOutputGradient(dy.pointer + b0 * o * h * w, into: dm.pointer)
+            part.multiplyBackward(u.pointer, dm.pointer, v.pointer, accumulating: du.pointer)
+            part.foldInputGradient(v.pointer, into: dx.pointer + b0 * c * h * w)
+        }
+        full.accumulateWeightGradient(du.pointer, into: store.gradient(weight))
     }
 
     // MARK: depthwise
