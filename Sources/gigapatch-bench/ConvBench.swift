@@ -25,7 +25,7 @@ struct ConvBench: ParsableCommand {
         for winograd in [true, false] {
             let store = ParameterStore()
             let conv = Conv2d(store, "conv", in: inChannels, out: outChannels, kernel: kernel, stride: stride, padding: kernel / 2, bias: false)
-            conv.allowsWinograd = winograd
+            conv.winograd = winograd ? .always : .never
             store.finalize(seed: 1)
             let ctx = Context(training: true)
             let (ho, wo) = conv.outputSize(h: size, w: size)
@@ -43,7 +43,7 @@ struct ConvBench: ParsableCommand {
             }
             let flops = 2.0 * Double(batch * outChannels * ho * wo * inChannels * kernel * kernel)
             let line: [String: Any] = [
-                "algorithm": winograd && conv.winogradImages(h: size, w: size) != nil ? "winograd" : "unrolled",
+                "algorithm": conv.usesWinograd(h: size, w: size) ? "winograd" : "unrolled",
                 "in": inChannels, "out": outChannels, "size": size, "batch": batch, "kernel": kernel, "stride": stride, "threads": threads,
                 "forward_ms": forward / Double(steps) * 1000, "backward_ms": backward / Double(steps) * 1000,
                 "forward_gflops_equivalent": flops * Double(steps) / forward / 1e9,

@@ -18,13 +18,18 @@ func convCase(_ name: String, n: Int = 2, c: Int, h: Int, w: Int, o: Int, k: Int
 
 struct LayerGradientTests {
     static let cases: [LayerCase] = [
-        convCase("conv 3x3 s1 p1 (Winograd)", c: 3, h: 6, w: 5, o: 4, k: 3, p: 1),
-        convCase("conv 3x3 s1 p1 unrolled", c: 3, h: 6, w: 5, o: 4, k: 3, p: 1, configure: { $0.allowsWinograd = false }),
-        convCase("Winograd odd plane 7 x 9", n: 3, c: 2, h: 7, w: 9, o: 3, k: 3, p: 1, bias: false),
-        convCase("Winograd a full vector of tiles and a tail (21 wide)", n: 1, c: 2, h: 5, w: 21, o: 2, k: 3, p: 1),
-        convCase("Winograd straight into the output (16 wide)", c: 2, h: 4, w: 16, o: 3, k: 3, p: 1),
-        convCase("Winograd in chunks of one image", n: 3, c: 2, h: 6, w: 7, o: 3, k: 3, p: 1,
-                 configure: { $0.winogradLimit = 16 * 3 * 3 * 4 }),
+        convCase("conv 3x3 s1 p1 (Winograd)", c: 3, h: 6, w: 5, o: 4, k: 3, p: 1, configure: { $0.winograd = .always }),
+        convCase("conv 3x3 s1 p1 unrolled", c: 3, h: 6, w: 5, o: 4, k: 3, p: 1, configure: { $0.winograd = .never }),
+        convCase("Winograd odd plane 7 x 9", n: 3, c: 2, h: 7, w: 9, o: 3, k: 3, p: 1, bias: false, configure: { $0.winograd = .always }),
+        convCase("Winograd a full vector of tiles and a tail (21 wide)", n: 1, c: 2, h: 5, w: 21, o: 2, k: 3, p: 1,
+                 configure: { $0.winograd = .always }),
+        convCase("Winograd straight into the output (16 wide, odd height)", c: 2, h: 5, w: 16, o: 3, k: 3, p: 1, configure: { $0.winograd = .always }),
+        convCase("Winograd spread over the cores in blocks of one tile row", n: 3, c: 2, h: 6, w: 7, o: 3, k: 3, p: 1,
+                 configure: { $0.winograd = .always; $0.winogradLimit = 16 * 3 * 4 }),
+        convCase("Winograd in blocks of one tile row, one per worker (16 x 17)", n: 2, c: 2, h: 16, w: 17, o: 3, k: 3, p: 1,
+                 configure: { $0.winogradBlockTiles = 9 }),
+        convCase("Winograd in blocks of three tile rows across images", n: 2, c: 2, h: 16, w: 16, o: 2, k: 3, p: 1, bias: false,
+                 configure: { $0.winogradBlockTiles = 24 }),
         convCase("conv 3x3 s2 p1 no bias", c: 3, h: 7, w: 6, o: 4, k: 3, s: 2, p: 1, bias: false),
         convCase("conv 1x1 batch 1", n: 1, c: 4, h: 3, w: 4, o: 5, k: 1),
         convCase("conv 1x1 s2 (downsample)", c: 4, h: 5, w: 5, o: 6, k: 1, s: 2, bias: false),
@@ -32,7 +37,7 @@ struct LayerGradientTests {
         convCase("conv groups 2", c: 4, h: 5, w: 4, o: 6, k: 3, p: 1, g: 2),
         convCase("depthwise 3x3 s1", c: 4, h: 5, w: 6, o: 4, k: 3, p: 1, g: 4),
         convCase("depthwise 3x3 s2 multiplier 2", c: 3, h: 7, w: 6, o: 6, k: 3, s: 2, p: 1, g: 3, bias: false),
-        convCase("conv 3x3 per-image path (16x16 output)", c: 2, h: 16, w: 16, o: 3, k: 3, p: 1, configure: { $0.allowsWinograd = false }),
+        convCase("conv 3x3 per-image path (16x16 output)", c: 2, h: 16, w: 16, o: 3, k: 3, p: 1, configure: { $0.winograd = .never }),
         LayerCase(name: "conv 3x3 per-image path in bands of one row", inputShape: [2, 2, 16, 16], training: true,
                   make: { let conv = Conv2d($0, "conv", in: 2, out: 3, kernel: 3, padding: 1); conv.unrollLimit = 40; conv.winogradLimit = 0; return conv },
                   reference: { x, q in Reference.conv2d(nchw(x, [2, 2, 16, 16]), weight: q["conv.weight"]!, bias: q["conv.bias"]!,
@@ -216,13 +221,16 @@ struct ModeTests {
 
 /// Winograd's 3x3 path against the unrolled (im2col + GEMM) path on shapes like a ResNet's, in float.
 struct WinogradTests {
-    @Test(arguments: [(2, 16, 24, 12, 34), (3, 8, 8, 9, 16), (16, 32, 32, 4, 4), (1, 64, 16, 33, 18)])
-    func matchesUnrolledPath(n: Int, c: Int, o: Int, h: Int, w: Int) {
+    /// Block sizes of 128 tiles spread each block over the cores on these shapes; 16 tiles make many blocks, one per worker.
+    @Test(arguments: [(2, 16, 24, 12, 34, 128), (2, 16, 24, 12, 34, 16), (3, 8, 8, 9, 16, 128), (3, 8, 8, 9, 16, 16),
+                      (16, 32, 32, 4, 4, 128), (1, 64, 16, 33, 18, 128), (1, 64, 16, 33, 18, 16)])
+    func matchesUnrolledPath(n: Int, c: Int, o: Int, h: Int, w: Int, blockTiles: Int) {
         func run(winograd: Bool) -> (y: [Float], dx: [Float], dw: [Float]) {
             let store = ParameterStore()
             let conv = Conv2d(store, "conv", in: c, out: o, kernel: 3, padding: 1, bias: false)
-            conv.allowsWinograd = winograd
-            conv.winogradLimit = 16 * max(c, o) * 2 * ((h + 1) / 2) * ((w + 1) / 2)   // chunks of two images
+            conv.winograd = winograd ? .always : .never
+            conv.winogradBlockTiles = blockTiles
+            conv.winogradLimit = 16 * max(c, o) * 3 * ((w + 1) / 2)   // spread-out blocks of three tile rows
             store.finalize(seed: 3)
             var rng = SplitMix64(seed: 11)
             let x = Tensor(shape: [n, c, h, w], values: (0 ..< n * c * h * w).map { _ in Float.random(in: -1 ... 1, using: &rng) })

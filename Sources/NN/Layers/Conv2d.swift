@@ -16,11 +16,14 @@ public final class Conv2d: Layer {
     /// Most floats the per-image path unrolls at once: larger outputs are done in bands of rows, so memory stays
     /// bounded whatever the image size (the PatchGD head on a 256 x 256 latent grid would otherwise unroll 600 MiB).
     public var unrollLimit = 1 << 22
-    /// Whether 3x3 stride-1 convolutions may use Winograd's algorithm (tests turn it off to reach the unrolled path).
-    public var allowsWinograd = true
-    /// Most floats of transformed input (or output) the Winograd path holds at once; the batch is done in chunks of
-    /// images below it, and a single image above it takes the unrolled path in bands instead.
+    /// When a 3x3 stride-1 convolution uses Winograd's algorithm (tests force either path).
+    public var winograd = WinogradUse.whenFaster
+    /// Most floats of transformed input (or output) the Winograd path holds at once when it spreads one block of tiles
+    /// over the cores (its cache-sized blocks are far below it); larger inputs are done in several blocks.
     public var winogradLimit = 1 << 23
+    /// Tiles per cache-sized block of the Winograd path: its transformed input and output take 16 (in + out) floats per
+    /// tile, 1 MiB at 64 channels (`gigapatch-bench conv` measured 64, 128 and 256 within noise of each other).
+    public var winogradBlockTiles = 128
 
     /// - Parameters:
     ///   - name: state_dict prefix, e.g. "layer1.0.conv1" (declares "<name>.weight" and "<name>.bias").
@@ -61,8 +64,8 @@ public final class Conv2d: Layer {
         let y = Tensor(uninitialized: [n, outChannels, ho, wo])
         if isDepthwise {
             depthwiseForward(x, y)
-        } else if let images = winogradImages(h: h, w: w) {
-            winogradForward(x, y, images: images)
+        } else if usesWinograd(h: h, w: w) {
+            Winograd(n: n, c: c, o: outChannels, h: h, w: w, blockTiles: winogradBlockTiles).forward(x.pointer, weights: store.value(weight), into: y.pointer, limit: winogradLimit)
         } else if groups == 1 && ho * wo >= Conv2d.perImageThreshold {
             // Large spatial size: one GEMM per image (per band of output rows) straight into its NCHW block, no reshuffle.
             let one = Geometry(conv: self, n: 1, h: h, w: w, ho: ho, wo: wo), k = one.k, p = ho * wo
@@ -111,8 +114,9 @@ public final class Conv2d: Layer {
         let dx = Tensor(shape: x.shape)
         if isDepthwise {
             depthwiseBackward(x, dy, dx)
-        } else if let images = winogradImages(h: h, w: w) {
-            winogradBackward(x, dy, dx, images: images)
+        } else if usesWinograd(h: h, w: w) {
+            Winograd(n: n, c: inChannels, o: o, h: h, w: w, blockTiles: winogradBlockTiles).backward(x.pointer, dy.pointer, weights: store.value(weight), dx: dx.pointer,
+                                                                    dw: store.gradient(weight), limit: winogradLimit)
         } else if groups == 1 && ho * wo >= Conv2d.perImageThreshold {
             let one = Geometry(conv: self, n: 1, h: h, w: w, ho: ho, wo: wo), k = one.k, p = ho * wo
             let band = one.bandRows(limit: unrollLimit)
@@ -163,44 +167,25 @@ public final class Conv2d: Layer {
 
     // MARK: Winograd
 
-    /// Images per Winograd chunk for an h x w input, or nil when this convolution takes another path.
-    public func winogradImages(h: Int, w: Int) -> Int? {
-        guard allowsWinograd, Winograd.applies(self) else { return nil }
-        let one = Winograd.floats(images: 1, c: inChannels, o: outChannels, h: h, w: w)
-        return one <= winogradLimit ? winogradLimit / one : nil
+    /// When a convolution that can run as Winograd's F(2x2, 3x3) does.
+    public enum WinogradUse: Sendable {
+        /// Never: always unrolled (im2col + GEMM).
+        case never
+        /// On planes of at least 16 x 16, where it measured faster (`gigapatch-bench conv`, BENCHMARKS.md); on smaller
+        /// planes, deep layers' few tiles make its transforms cost more than the products they save.
+        case whenFaster
+        /// Whenever it applies.
+        case always
     }
 
-    private func winogradForward(_ x: Tensor, _ y: Tensor, images: Int) {
-        let (n, c, h, w) = x.nchw, o = outChannels, chunk = min(n, images)
-        let full = Winograd(n: chunk, c: c, o: o, h: h, w: w)
-        let u = Tensor(uninitialized: [16 * o * c])
-        full.transformWeights(store.value(weight), into: u.pointer)
-        // 16 floats of slack: the transforms read whole vectors past a row's last tile.
-        let v = Tensor(uninitialized: [16 * c * full.tiles + 16]), m = Tensor(uninitialized: [16 * o * full.tiles + 16])
-        for b0 in Swift.stride(from: 0, to: n, by: chunk) {
-            let part = Winograd(n: min(chunk, n - b0), c: c, o: o, h: h, w: w)
-            part.transformInput(x.pointer + b0 * c * h * w, into: v.pointer)
-            part.multiply(u.pointer, v.pointer, into: m.pointer)
-            part.transformOutput(m.pointer, into: y.pointer + b0 * o * h * w)
+    /// Whether this convolution runs as Winograd's F(2x2, 3x3) on an h x w input.
+    public func usesWinograd(h: Int, w: Int) -> Bool {
+        guard Winograd.applies(self) else { return false }
+        switch winograd {
+        case .never: return false
+        case .whenFaster: return h >= 16 && w >= 16
+        case .always: return true
         }
-    }
-
-    private func winogradBackward(_ x: Tensor, _ dy: Tensor, _ dx: Tensor, images: Int) {
-        let (n, c, h, w) = x.nchw, o = outChannels, chunk = min(n, images)
-        let full = Winograd(n: chunk, c: c, o: o, h: h, w: w)
-        let u = Tensor(uninitialized: [16 * o * c]), du = Tensor(shape: [16 * o * c])
-        full.transformWeights(store.value(weight), into: u.pointer)
-        let v = Tensor(uninitialized: [16 * c * full.tiles + 16]), dm = Tensor(uninitialized: [16 * o * full.tiles + 16])
-        for b0 in Swift.stride(from: 0, to: n, by: chunk) {
-            let part = Winograd(n: min(chunk, n - b0), c: c, o: o, h: h, w: w)
-            // V is recomputed rather than kept from forward: 4x the input per layer would raise peak memory by more
-            // than the transform costs.
-            part.transformInput(x.pointer + b0 * c * h * w, into: v.pointer)
-            part.transformOutputGradient(dy.pointer + b0 * o * h * w, into: dm.pointer)
-            part.multiplyBackward(u.pointer, dm.pointer, v.pointer, accumulating: du.pointer)
-            part.foldInputGradient(v.pointer, into: dx.pointer + b0 * c * h * w)
-        }
-        full.accumulateWeightGradient(du.pointer, into: store.gradient(weight))
     }
 
     // MARK: depthwise

@@ -1,27 +1,34 @@
+import Foundation
+
 /// Winograd F(2x2, 3x3) convolution: 3x3 kernels, stride 1, padding 1, no dilation, one group (Lavin & Gray 2016).
 ///
 /// A 4x4 input tile d (tiles start every 2 pixels) gives a 2x2 output tile Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A. Over all
 /// tiles and channels that is 16 independent products, one per position ξ of the transformed 4x4 tile:
 /// M_ξ (O x T) = U_ξ (O x C) · V_ξ (C x T), with U = G g Gᵀ per (out, in) channel pair and V = Bᵀ d B per tile and
-/// input channel: 16 · O · C · T multiplications where im2col needs 36 · O · C · T (2.25x fewer), and the
-/// transformed input is 4x the input where im2col's unrolled input is 9x.
+/// input channel: 16 · O · C · T multiplications where im2col needs 36 · O · C · T (2.25x fewer).
 ///
 /// Backward uses the adjoint transforms: dM = A dY Aᵀ per tile, dU_ξ = dM_ξ V_ξᵀ (folded back by dg = Gᵀ dU G),
 /// dV_ξ = U_ξᵀ dM_ξ (folded back by dd = B dV Bᵀ, summed where tiles overlap). The transforms are exact, so the
 /// gradients are those of the convolution, not an approximation of it.
 ///
-/// Layouts: U [16][O][C], V and dV [16][C][T], M and dM [16][O][T], where tile t = (image * th + ty) * tw + tx.
-/// The transforms run 8 tiles of a row at once (one SIMD8 per tile position); the 16 products run in parallel, each
-/// a single-threaded GEMM.
+/// The transformed tensors are 4x the input and output, so making them whole would be bound by memory bandwidth.
+/// Instead the tiles are cut into blocks of whole tile rows small enough to stay in a core's cache, and each worker
+/// carries its blocks through all steps (transform, 16 single-threaded GEMMs, transform back) on its own. When there
+/// are too few blocks to keep the cores busy (small, deep layers) one block at a time is spread over the cores instead:
+/// transforms split by channel, the 16 GEMMs by position.
+///
+/// Layouts within a block of `ld` tiles: U [16][O][C], V and dV [16][C][ld], M and dM [16][O][ld], where tile
+/// t = (tile row - first tile row) * tw + tx and tile row = image * th + ty. The transforms run 8 tiles of a row at once.
 struct Winograd {
-    /// Images in this call, channels in and out, plane size.
+    /// Images, channels in and out, plane size.
     let n: Int, c: Int, o: Int, h: Int, w: Int
     /// Tiles per image: rows, columns; columns rounded up to whole vectors.
     let th: Int, tw: Int, tw8: Int
-    /// Zero-padded input plane: rows 2 th + 2, columns 2 tw8 + 2 (pixel (y, x) at (y + 1, x + 1)).
-    let hp: Int, wp: Int
+    /// Width of a zero-padded input row: 2 tw8 + 2 (pixel x at x + 1), so whole vectors never leave it.
+    let wp: Int
 
-    init(n: Int, c: Int, o: Int, h: Int, w: Int) {
+    init(n: Int, c: Int, o: Int, h: Int, w: Int, blockTiles: Int = 128) {
+        self.blockTiles = blockTiles
         self.n = n
         self.c = c
         self.o = o
@@ -30,7 +37,6 @@ struct Winograd {
         th = (h + 1) / 2
         tw = (w + 1) / 2
         tw8 = (tw + 7) / 8 * 8
-        hp = 2 * th + 2
         wp = 2 * tw8 + 2
     }
 
@@ -39,12 +45,120 @@ struct Winograd {
         conv.kernel == (3, 3) && conv.stride == 1 && conv.padding == 1 && conv.dilation == 1 && conv.groups == 1
     }
 
-    /// Tiles in this call.
-    var tiles: Int { n * th * tw }
-    /// Floats of the larger of the transformed input and output (what a call holds at once, twice).
-    static func floats(images: Int, c: Int, o: Int, h: Int, w: Int) -> Int { 16 * max(c, o) * images * ((h + 1) / 2) * ((w + 1) / 2) }
+    /// Tile rows over the whole batch.
+    var tileRows: Int { n * th }
+
+    /// Tiles a cache-resident block aims for (whole tile rows, at least one).
+    let blockTiles: Int
 
     typealias V8 = SIMD8<Float>
+
+    // MARK: drivers
+
+    /// y (n, O, h, w) = the convolution of x (n, C, h, w) with weights g (O, C, 3, 3); no bias.
+    ///
+    /// - Parameter limit: most floats of V (or M) the spread-over-cores mode holds at once.
+    func forward(_ x: UnsafePointer<Float>, weights g: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, limit: Int) {
+        let u = UnsafeMutablePointer<Float>.allocate(capacity: 16 * o * c)
+        defer { u.deallocate() }
+        transformWeights(g, into: u)
+        let plan = self.plan(limit: limit)
+        if plan.fused {
+            Parallel.forRange(plan.blocks.count) { range in
+                let s = Scratch(self, tiles: plan.rowsPerBlock * tw)
+                defer { s.free() }
+                for i in range {
+                    let rows = plan.blocks[i]
+                    transformInput(x, rows: rows, channels: 0 ..< c, into: s.v, ld: s.ld)
+                    multiply(u, s.v, into: s.m, tiles: rows.count * tw, ld: s.ld, positions: 0 ..< 16)
+                    transformOutput(s.m, rows: rows, channels: 0 ..< o, into: y, ld: s.ld)
+                }
+            }
+        } else {
+            let s = Scratch(self, tiles: plan.rowsPerBlock * tw)
+            defer { s.free() }
+            for rows in plan.blocks {
+                Parallel.forRange(c, grain: 2) { transformInput(x, rows: rows, channels: $0, into: s.v, ld: s.ld) }
+                Parallel.forRange(16) { multiply(u, s.v, into: s.m, tiles: rows.count * tw, ld: s.ld, positions: $0) }
+                Parallel.forRange(o, grain: 2) { transformOutput(s.m, rows: rows, channels: $0, into: y, ld: s.ld) }
+            }
+        }
+    }
+
+    /// dx (n, C, h, w, zeroed by the caller) = the input gradient and dW (O, C, 3, 3) += the weight gradient for the
+    /// output gradient dy (n, O, h, w).
+    func backward(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, weights g: UnsafePointer<Float>,
+                  dx: UnsafeMutablePointer<Float>, dw: UnsafeMutablePointer<Float>, limit: Int) {
+        let u = UnsafeMutablePointer<Float>.allocate(capacity: 16 * o * c), du = UnsafeMutablePointer<Float>.allocate(capacity: 16 * o * c)
+        defer { u.deallocate(); du.deallocate() }
+        transformWeights(g, into: u)
+        du.initialize(repeating: 0, count: 16 * o * c)
+        let plan = self.plan(limit: limit)
+        if plan.fused {
+            // Neighbouring tile rows share two input rows, so blocks next to each other must not fold at once:
+            // even blocks first, then odd ones. Each worker sums dU on its own and adds it in at the end.
+            let lock = NSLock()
+            for parity in 0 ..< 2 {
+                let mine = Array(Swift.stride(from: parity, to: plan.blocks.count, by: 2))
+                Parallel.forRange(mine.count) { range in
+                    let s = Scratch(self, tiles: plan.rowsPerBlock * tw)
+                    let local = UnsafeMutablePointer<Float>.allocate(capacity: 16 * o * c)
+                    defer { s.free(); local.deallocate() }
+                    local.initialize(repeating: 0, count: 16 * o * c)
+                    for i in range {
+                        let rows = plan.blocks[mine[i]]
+                        transformInput(x, rows: rows, channels: 0 ..< c, into: s.v, ld: s.ld)
+                        transformOutputGradient(dy, rows: rows, channels: 0 ..< o, into: s.m, ld: s.ld)
+                        multiplyBackward(u, s.m, s.v, accumulating: local, tiles: rows.count * tw, ld: s.ld, positions: 0 ..< 16)
+                        foldInputGradient(s.v, rows: rows, channels: 0 ..< c, into: dx, ld: s.ld)
+                    }
+                    lock.withLock { for i in 0 ..< 16 * o * c { du[i] += local[i] } }
+                }
+            }
+        } else {
+            let s = Scratch(self, tiles: plan.rowsPerBlock * tw)
+            defer { s.free() }
+            for rows in plan.blocks {
+                Parallel.forRange(c, grain: 2) { transformInput(x, rows: rows, channels: $0, into: s.v, ld: s.ld) }
+                Parallel.forRange(o, grain: 2) { transformOutputGradient(dy, rows: rows, channels: $0, into: s.m, ld: s.ld) }
+                Parallel.forRange(16) { multiplyBackward(u, s.m, s.v, accumulating: du, tiles: rows.count * tw, ld: s.ld, positions: $0) }
+                Parallel.forRange(c, grain: 2) { foldInputGradient(s.v, rows: rows, channels: $0, into: dx, ld: s.ld) }
+            }
+        }
+        accumulateWeightGradient(du, into: dw)
+    }
+
+    /// How the tile rows are cut: cache-sized blocks, one worker each (fused), when there are enough to keep the
+    /// cores busy; otherwise blocks within `limit`, each spread over the cores.
+    func plan(limit: Int) -> (fused: Bool, blocks: [Range<Int>], rowsPerBlock: Int) {
+        let small = max(1, min(tileRows, blockTiles / tw))
+        if (tileRows + small - 1) / small >= 2 * Parallel.threads {
+            return (true, Winograd.cut(tileRows, small), small)
+        }
+        let wide = max(1, min(tileRows, limit / max(1, 16 * max(c, o) * tw)))
+        return (false, Winograd.cut(tileRows, wide), wide)
+    }
+
+    static func cut(_ count: Int, _ size: Int) -> [Range<Int>] {
+        Swift.stride(from: 0, to: count, by: size).map { $0 ..< min(count, $0 + size) }
+    }
+
+    /// The transformed input and output (or their gradients) of one block of `ld` tiles.
+    struct Scratch {
+        let v: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>, ld: Int
+
+        init(_ g: Winograd, tiles: Int) {
+            ld = tiles
+            // 16 floats of slack: the transforms read whole vectors past a row's last tile.
+            v = .allocate(capacity: 16 * g.c * tiles + 16)
+            m = .allocate(capacity: 16 * g.o * tiles + 16)
+        }
+
+        func free() {
+            v.deallocate()
+            m.deallocate()
+        }
+    }
 
     // MARK: weights
 
@@ -116,157 +230,161 @@ struct Winograd {
 
     // MARK: input
 
-    /// V[ξ][ci][t] = (Bᵀ d B)[ξ] for every tile d of the input x (n, C, h, w).
-    func transformInput(_ x: UnsafePointer<Float>, into v: UnsafeMutablePointer<Float>) {
-        let g = self, t = tiles
-        Parallel.forRange(n * c, grain: 2) { r in
-            let pad = UnsafeMutablePointer<Float>.allocate(capacity: g.hp * g.wp + 16), rows = UnsafeMutablePointer<V8>.allocate(capacity: 16)
-            defer { pad.deallocate(); rows.deallocate() }
-            pad.initialize(repeating: 0, count: g.hp * g.wp + 16)
-            for plane in r {
-                let b = plane / g.c, ci = plane % g.c, src = x + plane * g.h * g.w
-                for y in 0 ..< g.h { (pad + (y + 1) * g.wp + 1).update(from: src + y * g.w, count: g.w) }
-                let out = v + ci * t + b * g.th * g.tw
-                for ty in 0 ..< g.th {
-                    for tx0 in stride(from: 0, to: g.tw, by: 8) {
-                        let lanes = min(8, g.tw - tx0)
-                        // d B on each of the 4 rows: columns (2tx .. 2tx+3) = evens/odds of two 16-wide loads.
-                        for i in 0 ..< 4 {
-                            let p = UnsafeRawPointer(pad + (2 * ty + i) * g.wp + 2 * tx0)
-                            let a = p.loadUnaligned(as: SIMD16<Float>.self), e = p.loadUnaligned(fromByteOffset: 8, as: SIMD16<Float>.self)
-                            let d0 = a.evenHalf, d1 = a.oddHalf, d2 = e.evenHalf, d3 = e.oddHalf
-                            rows[4 * i] = d0 - d2
-                            rows[4 * i + 1] = d1 + d2
-                            rows[4 * i + 2] = d2 - d1
-                            rows[4 * i + 3] = d1 - d3
-                        }
-                        let base = out + ty * g.tw + tx0
-                        for j in 0 ..< 4 {
-                            let r0 = rows[j], r1 = rows[4 + j], r2 = rows[8 + j], r3 = rows[12 + j]
-                            Winograd.store(r0 - r2, base + j * g.c * t, lanes)
-                            Winograd.store(r1 + r2, base + (4 + j) * g.c * t, lanes)
-                            Winograd.store(r2 - r1, base + (8 + j) * g.c * t, lanes)
-                            Winograd.store(r1 - r3, base + (12 + j) * g.c * t, lanes)
-                        }
+    /// V[ξ][ci][t] = (Bᵀ d B)[ξ] for every tile d in tile rows `rows`, input channels `channels` of x (n, C, h, w).
+    func transformInput(_ x: UnsafePointer<Float>, rows: Range<Int>, channels: Range<Int>, into v: UnsafeMutablePointer<Float>, ld: Int) {
+        // Four zero-padded input rows (pixel x at x + 1); columns past w + 1 stay zero.
+        let pad = UnsafeMutablePointer<Float>.allocate(capacity: 4 * wp + 16), e = UnsafeMutablePointer<V8>.allocate(capacity: 16)
+        defer { pad.deallocate(); e.deallocate() }
+        pad.initialize(repeating: 0, count: 4 * wp + 16)
+        for ci in channels {
+            for r in rows {
+                let b = r / th, ty = r % th, plane = x + (b * c + ci) * h * w
+                for i in 0 ..< 4 {
+                    let y = 2 * ty - 1 + i, dst = pad + i * wp + 1
+                    if y >= 0 && y < h { dst.update(from: plane + y * w, count: w) } else { dst.update(repeating: 0, count: w) }
+                }
+                let out = v + ci * ld + (r - rows.lowerBound) * tw
+                for tx0 in Swift.stride(from: 0, to: tw, by: 8) {
+                    let lanes = min(8, tw - tx0)
+                    // d B on each row: columns 2tx .. 2tx+3 are the evens and odds of two 16-wide loads.
+                    for i in 0 ..< 4 {
+                        let p = UnsafeRawPointer(pad + i * wp + 2 * tx0)
+                        let a = p.loadUnaligned(as: SIMD16<Float>.self), a2 = p.loadUnaligned(fromByteOffset: 8, as: SIMD16<Float>.self)
+                        let d0 = a.evenHalf, d1 = a.oddHalf, d2 = a2.evenHalf, d3 = a2.oddHalf
+                        e[4 * i] = d0 - d2
+                        e[4 * i + 1] = d1 + d2
+                        e[4 * i + 2] = d2 - d1
+                        e[4 * i + 3] = d1 - d3
+                    }
+                    // Bᵀ (d B) down each column.
+                    let base = out + tx0, next = c * ld
+                    for j in 0 ..< 4 {
+                        let r0 = e[j], r1 = e[4 + j], r2 = e[8 + j], r3 = e[12 + j]
+                        Winograd.store(r0 - r2, base + j * next, lanes)
+                        Winograd.store(r1 + r2, base + (4 + j) * next, lanes)
+                        Winograd.store(r2 - r1, base + (8 + j) * next, lanes)
+                        Winograd.store(r1 - r3, base + (12 + j) * next, lanes)
                     }
                 }
             }
         }
     }
 
-    /// dx (n, C, h, w) = the adjoint of `transformInput` applied to dV: each tile's B dV Bᵀ, summed where tiles overlap.
-    func foldInputGradient(_ dv: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>) {
-        let g = self, t = tiles
-        Parallel.forRange(n * c, grain: 2) { r in
-            let pad = UnsafeMutablePointer<Float>.allocate(capacity: g.hp * g.wp + 16), cols = UnsafeMutablePointer<V8>.allocate(capacity: 16)
-            defer { pad.deallocate(); cols.deallocate() }
-            for plane in r {
-                let b = plane / g.c, ci = plane % g.c
-                pad.initialize(repeating: 0, count: g.hp * g.wp + 16)
-                let src = dv + ci * t + b * g.th * g.tw
-                for ty in 0 ..< g.th {
-                    for tx0 in stride(from: 0, to: g.tw, by: 8) {
-                        let lanes = min(8, g.tw - tx0)
-                        let live = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7) .< Int32(lanes)
-                        let base = src + ty * g.tw + tx0
-                        // B dV: combine the 4 rows of each column.
-                        for j in 0 ..< 4 {
-                            let v0 = Winograd.load(base + j * g.c * t, live), v1 = Winograd.load(base + (4 + j) * g.c * t, live)
-                            let v2 = Winograd.load(base + (8 + j) * g.c * t, live), v3 = Winograd.load(base + (12 + j) * g.c * t, live)
-                            cols[j] = v0
-                            cols[4 + j] = v1 - v2 + v3
-                            cols[8 + j] = v1 + v2 - v0
-                            cols[12 + j] = -v3
-                        }
-                        // (B dV) Bᵀ on each row, added into padded rows 2ty + i at columns 2tx .. 2tx + 3.
-                        for i in 0 ..< 4 {
-                            let f0 = cols[4 * i], f1 = cols[4 * i + 1], f2 = cols[4 * i + 2], f3 = cols[4 * i + 3]
-                            let row = pad + (2 * ty + i) * g.wp + 2 * tx0
-                            Winograd.add(Winograd.interleave(f0, f1 - f2 + f3), row)
-                            Winograd.add(Winograd.interleave(f1 + f2 - f0, -f3), row + 2)
-                        }
+    /// dx (n, C, h, w) += the adjoint of `transformInput` applied to dV: each tile's B dV Bᵀ, summed where tiles overlap.
+    /// Tile rows next to each other share input rows: callers never fold neighbouring rows at the same time.
+    func foldInputGradient(_ dv: UnsafePointer<Float>, rows: Range<Int>, channels: Range<Int>, into dx: UnsafeMutablePointer<Float>, ld: Int) {
+        let pad = UnsafeMutablePointer<Float>.allocate(capacity: 4 * wp + 16), e = UnsafeMutablePointer<V8>.allocate(capacity: 16)
+        defer { pad.deallocate(); e.deallocate() }
+        for ci in channels {
+            for r in rows {
+                let b = r / th, ty = r % th
+                pad.update(repeating: 0, count: 4 * wp)
+                let src = dv + ci * ld + (r - rows.lowerBound) * tw, next = c * ld
+                for tx0 in Swift.stride(from: 0, to: tw, by: 8) {
+                    let lanes = min(8, tw - tx0)
+                    let live = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7) .< Int32(lanes)
+                    let base = src + tx0
+                    // B dV down each column; lanes past the row's last tile are zero (they hold the next row's tiles).
+                    for j in 0 ..< 4 {
+                        let v0 = Winograd.load(base + j * next, live), v1 = Winograd.load(base + (4 + j) * next, live)
+                        let v2 = Winograd.load(base + (8 + j) * next, live), v3 = Winograd.load(base + (12 + j) * next, live)
+                        e[j] = v0
+                        e[4 + j] = v1 - v2 + v3
+                        e[8 + j] = v1 + v2 - v0
+                        e[12 + j] = -v3
+                    }
+                    // (B dV) Bᵀ on each row, added at padded columns 2tx .. 2tx + 3.
+                    for i in 0 ..< 4 {
+                        let f0 = e[4 * i], f1 = e[4 * i + 1], f2 = e[4 * i + 2], f3 = e[4 * i + 3]
+                        let row = pad + i * wp + 2 * tx0
+                        Winograd.add(Winograd.interleave(f0, f1 - f2 + f3), row)
+                        Winograd.add(Winograd.interleave(f1 + f2 - f0, -f3), row + 2)
                     }
                 }
-                let dst = dx + plane * g.h * g.w
-                for y in 0 ..< g.h { (dst + y * g.w).update(from: pad + (y + 1) * g.wp + 1, count: g.w) }
+                let plane = dx + (b * c + ci) * h * w
+                for i in 0 ..< 4 {
+                    let y = 2 * ty - 1 + i
+                    guard y >= 0 && y < h else { continue }
+                    let dst = plane + y * w
+                    SIMDLoop.zip(dst, pad + i * wp + 1, dst, 0 ..< w, +)
+                }
             }
         }
     }
 
     // MARK: output
 
-    /// y (n, O, h, w) = Aᵀ M A per tile, the 2x2 outputs of each tile.
-    func transformOutput(_ m: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) {
-        let g = self, t = tiles
-        // Straight into y when every tile's outputs lie inside the plane; otherwise through a padded plane.
-        let direct = w % 16 == 0 && h % 2 == 0
-        let pw = 2 * tw8, ph = 2 * th
-        Parallel.forRange(n * o, grain: 2) { r in
-            let pad = direct ? nil : UnsafeMutablePointer<Float>.allocate(capacity: ph * pw), s = UnsafeMutablePointer<V8>.allocate(capacity: 8)
-            defer { pad?.deallocate(); s.deallocate() }
-            for plane in r {
-                let b = plane / g.o, oc = plane % g.o
-                let src = m + oc * t + b * g.th * g.tw
-                let dst = pad ?? (y + plane * g.h * g.w), stride = direct ? g.w : pw
-                for ty in 0 ..< g.th {
-                    for tx0 in Swift.stride(from: 0, to: g.tw, by: 8) {
-                        let base = src + ty * g.tw + tx0
-                        // Aᵀ M: two rows from the four.
-                        for j in 0 ..< 4 {
-                            let m0 = Winograd.load(base + j * g.o * t), m1 = Winograd.load(base + (4 + j) * g.o * t)
-                            let m2 = Winograd.load(base + (8 + j) * g.o * t), m3 = Winograd.load(base + (12 + j) * g.o * t)
-                            s[j] = m0 + m1 + m2
-                            s[4 + j] = m1 - m2 - m3
-                        }
-                        for i in 0 ..< 2 {
-                            let a0 = s[4 * i], a1 = s[4 * i + 1], a2 = s[4 * i + 2], a3 = s[4 * i + 3]
-                            Winograd.store(Winograd.interleave(a0 + a1 + a2, a1 - a2 - a3), dst + (2 * ty + i) * stride + 2 * tx0)
-                        }
+    /// y (n, O, h, w) = Aᵀ M A per tile: the 2x2 outputs of every tile in tile rows `rows`, output channels `channels`.
+    func transformOutput(_ m: UnsafePointer<Float>, rows: Range<Int>, channels: Range<Int>, into y: UnsafeMutablePointer<Float>, ld: Int) {
+        // Straight into y when a row of tiles covers whole vectors of output; otherwise through two padded rows.
+        let direct = w % 16 == 0, pw = 2 * tw8
+        let pad = UnsafeMutablePointer<Float>.allocate(capacity: 2 * pw), e = UnsafeMutablePointer<V8>.allocate(capacity: 8)
+        defer { pad.deallocate(); e.deallocate() }
+        for oc in channels {
+            for r in rows {
+                let b = r / th, ty = r % th, plane = y + (b * o + oc) * h * w
+                let src = m + oc * ld + (r - rows.lowerBound) * tw, next = o * ld
+                let out0 = direct ? plane + 2 * ty * w : pad, out1 = direct ? plane + (2 * ty + 1) * w : pad + pw
+                let second = 2 * ty + 1 < h
+                for tx0 in Swift.stride(from: 0, to: tw, by: 8) {
+                    let base = src + tx0
+                    // Aᵀ M: two rows from the four.
+                    for j in 0 ..< 4 {
+                        let m0 = Winograd.load(base + j * next), m1 = Winograd.load(base + (4 + j) * next)
+                        let m2 = Winograd.load(base + (8 + j) * next), m3 = Winograd.load(base + (12 + j) * next)
+                        e[j] = m0 + m1 + m2
+                        e[4 + j] = m1 - m2 - m3
                     }
+                    Winograd.store(Winograd.interleave(e[0] + e[1] + e[2], e[1] - e[2] - e[3]), out0 + 2 * tx0)
+                    if second || !direct { Winograd.store(Winograd.interleave(e[4] + e[5] + e[6], e[5] - e[6] - e[7]), out1 + 2 * tx0) }
                 }
-                if let pad {
-                    let out = y + plane * g.h * g.w
-                    for yy in 0 ..< g.h { (out + yy * g.w).update(from: pad + yy * pw, count: g.w) }
+                if !direct {
+                    (plane + 2 * ty * w).update(from: pad, count: w)
+                    if second { (plane + (2 * ty + 1) * w).update(from: pad + pw, count: w) }
                 }
             }
         }
     }
 
-    /// dM[ξ][oc][t] = (A dY Aᵀ)[ξ] for every 2x2 tile of the output gradient dy (n, O, h, w); outside the plane is 0.
-    func transformOutputGradient(_ dy: UnsafePointer<Float>, into dm: UnsafeMutablePointer<Float>) {
-        let g = self, t = tiles
-        let direct = w % 16 == 0 && h % 2 == 0
-        let pw = 2 * tw8 + 16, ph = 2 * th
-        Parallel.forRange(n * o, grain: 2) { r in
-            let pad = direct ? nil : UnsafeMutablePointer<Float>.allocate(capacity: ph * pw), s = UnsafeMutablePointer<V8>.allocate(capacity: 8)
-            defer { pad?.deallocate(); s.deallocate() }
-            pad?.initialize(repeating: 0, count: ph * pw)
-            for plane in r {
-                let b = plane / g.o, oc = plane % g.o
-                let src = UnsafePointer(dy + plane * g.h * g.w)
-                if let pad { for yy in 0 ..< g.h { (pad + yy * pw).update(from: src + yy * g.w, count: g.w) } }
-                let from = pad.map { UnsafePointer($0) } ?? src, stride = direct ? g.w : pw
-                let out = dm + oc * t + b * g.th * g.tw
-                for ty in 0 ..< g.th {
-                    for tx0 in Swift.stride(from: 0, to: g.tw, by: 8) {
-                        let lanes = min(8, g.tw - tx0)
-                        // A dY on each of the 2 rows: [y0, y0 + y1, y0 - y1, -y1].
-                        for i in 0 ..< 2 {
-                            let p = UnsafeRawPointer(from + (2 * ty + i) * stride + 2 * tx0).loadUnaligned(as: SIMD16<Float>.self)
-                            let y0 = p.evenHalf, y1 = p.oddHalf
-                            s[4 * i] = y0
-                            s[4 * i + 1] = y0 + y1
-                            s[4 * i + 2] = y0 - y1
-                            s[4 * i + 3] = -y1
-                        }
-                        let base = out + ty * g.tw + tx0
-                        for j in 0 ..< 4 {
-                            let a0 = s[j], a1 = s[4 + j]
-                            Winograd.store(a0, base + j * g.o * t, lanes)
-                            Winograd.store(a0 + a1, base + (4 + j) * g.o * t, lanes)
-                            Winograd.store(a0 - a1, base + (8 + j) * g.o * t, lanes)
-                            Winograd.store(-a1, base + (12 + j) * g.o * t, lanes)
-                        }
+    /// dM[ξ][oc][t] = (A dY Aᵀ)[ξ] for every 2x2 tile in tile rows `rows`, output channels `channels` of dy (n, O, h, w);
+    /// outside the plane dy is 0.
+    func transformOutputGradient(_ dy: UnsafePointer<Float>, rows: Range<Int>, channels: Range<Int>, into dm: UnsafeMutablePointer<Float>, ld: Int) {
+        let direct = w % 16 == 0, pw = 2 * tw8 + 16
+        let pad = UnsafeMutablePointer<Float>.allocate(capacity: 2 * pw), e = UnsafeMutablePointer<V8>.allocate(capacity: 8)
+        defer { pad.deallocate(); e.deallocate() }
+        pad.initialize(repeating: 0, count: 2 * pw)
+        for oc in channels {
+            for r in rows {
+                let b = r / th, ty = r % th, plane = dy + (b * o + oc) * h * w
+                var from: (UnsafePointer<Float>, UnsafePointer<Float>) = (plane, plane)
+                for i in 0 ..< 2 {
+                    let yy = 2 * ty + i, row = pad + i * pw
+                    if direct && yy < h {
+                        if i == 0 { from.0 = plane + yy * w } else { from.1 = plane + yy * w }
+                        continue
+                    }
+                    if yy < h { row.update(from: plane + yy * w, count: w) } else { row.update(repeating: 0, count: w) }
+                    if i == 0 { from.0 = UnsafePointer(row) } else { from.1 = UnsafePointer(row) }
+                }
+                let out = dm + oc * ld + (r - rows.lowerBound) * tw, next = o * ld
+                for tx0 in Swift.stride(from: 0, to: tw, by: 8) {
+                    let lanes = min(8, tw - tx0)
+                    // A dY on each of the 2 rows: [y0, y0 + y1, y0 - y1, -y1].
+                    for i in 0 ..< 2 {
+                        let p = UnsafeRawPointer((i == 0 ? from.0 : from.1) + 2 * tx0).loadUnaligned(as: SIMD16<Float>.self)
+                        let y0 = p.evenHalf, y1 = p.oddHalf
+                        e[4 * i] = y0
+                        e[4 * i + 1] = y0 + y1
+                        e[4 * i + 2] = y0 - y1
+                        e[4 * i + 3] = -y1
+                    }
+                    let base = out + tx0
+                    for j in 0 ..< 4 {
+                        let a0 = e[j], a1 = e[4 + j]
+                        Winograd.store(a0, base + j * next, lanes)
+                        Winograd.store(a0 + a1, base + (4 + j) * next, lanes)
+                        Winograd.store(a0 - a1, base + (8 + j) * next, lanes)
+                        Winograd.store(-a1, base + (12 + j) * next, lanes)
                     }
                 }
             }
@@ -275,29 +393,21 @@ struct Winograd {
 
     // MARK: products
 
-    /// M_ξ = U_ξ V_ξ for the 16 positions, in parallel (each product single-threaded).
-    func multiply(_ u: UnsafePointer<Float>, _ v: UnsafePointer<Float>, into m: UnsafeMutablePointer<Float>) {
-        let g = self, t = tiles
-        Parallel.forRange(16) { r in
-            for xi in r {
-                BLAS.gemm(m: g.o, n: t, k: g.c, a: u + xi * g.o * g.c, lda: g.c, b: v + xi * g.c * t, ldb: t,
-                          c: m + xi * g.o * t, ldc: t, split: false)
-            }
+    /// M_ξ (O x tiles) = U_ξ V_ξ for the positions ξ in `positions`, each a single-threaded GEMM.
+    func multiply(_ u: UnsafePointer<Float>, _ v: UnsafePointer<Float>, into m: UnsafeMutablePointer<Float>, tiles: Int, ld: Int, positions: Range<Int>) {
+        for xi in positions {
+            BLAS.gemm(m: o, n: tiles, k: c, a: u + xi * o * c, lda: c, b: v + xi * c * ld, ldb: ld, c: m + xi * o * ld, ldc: ld, split: false)
         }
     }
 
-    /// dU_ξ += dM_ξ V_ξᵀ, then dV_ξ = U_ξᵀ dM_ξ written over V_ξ (V is not needed after its dU).
+    /// dU_ξ += dM_ξ V_ξᵀ, then dV_ξ = U_ξᵀ dM_ξ written over V_ξ (V is not needed after its dU). Only the first
+    /// `tiles` columns of a block's buffers hold tiles (the last block of a call may be shorter than the others).
     func multiplyBackward(_ u: UnsafePointer<Float>, _ dm: UnsafePointer<Float>, _ v: UnsafeMutablePointer<Float>,
-                          accumulating du: UnsafeMutablePointer<Float>) {
-        let g = self, t = tiles
-        Parallel.forRange(16) { r in
-            for xi in r {
-                let vx = v + xi * g.c * t, dmx = dm + xi * g.o * t
-                BLAS.gemm(transB: true, m: g.o, n: g.c, k: t, a: dmx, lda: t, b: vx, ldb: t, beta: 1,
-                          c: du + xi * g.o * g.c, ldc: g.c, split: false)
-                BLAS.gemm(transA: true, m: g.c, n: t, k: g.o, a: u + xi * g.o * g.c, lda: g.c, b: dmx, ldb: t,
-                          c: vx, ldc: t, split: false)
-            }
+                          accumulating du: UnsafeMutablePointer<Float>, tiles: Int, ld: Int, positions: Range<Int>) {
+        for xi in positions {
+            let vx = v + xi * c * ld, dmx = dm + xi * o * ld
+            BLAS.gemm(transB: true, m: o, n: c, k: tiles, a: dmx, lda: ld, b: vx, ldb: ld, beta: 1, c: du + xi * o * c, ldc: c, split: false)
+            BLAS.gemm(transA: true, m: c, n: tiles, k: o, a: u + xi * o * c, lda: c, b: dmx, ldb: ld, c: vx, ldc: ld, split: false)
         }
     }
 
@@ -306,7 +416,7 @@ struct Winograd {
     @inline(__always)
     static func load(_ p: UnsafePointer<Float>) -> V8 { UnsafeRawPointer(p).loadUnaligned(as: V8.self) }
 
-    /// Loads 8 lanes, zero where `live` is false (tiles past the row's end must not leak into a fold).
+    /// Loads 8 lanes, zero where `live` is false.
     @inline(__always)
     static func load(_ p: UnsafePointer<Float>, _ live: SIMDMask<SIMD8<Int32>.MaskStorage>) -> V8 { V8.zero.replacing(with: load(p), where: live) }
 
