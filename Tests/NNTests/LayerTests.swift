@@ -78,6 +78,11 @@ struct LayerGradientTests {
                   reference: { x, _ in x.map { min(6, max(0, $0)) } }, inputScale: 9),
         LayerCase(name: "maxpool 3x3 s2 p1", inputShape: [2, 2, 7, 6], training: true, make: { _ in MaxPool2d(kernel: 3, stride: 2, padding: 1) },
                   reference: { x, _ in Reference.pool(nchw(x, [2, 2, 7, 6]), max: true, kernel: 3, stride: 2, padding: 1).v }),
+        LayerCase(name: "maxpool 3x3 s2 p1, a full vector of outputs and a tail", inputShape: [1, 2, 9, 20], training: true,
+                  make: { _ in MaxPool2d(kernel: 3, stride: 2, padding: 1) },
+                  reference: { x, _ in Reference.pool(nchw(x, [1, 2, 9, 20]), max: true, kernel: 3, stride: 2, padding: 1).v }),
+        LayerCase(name: "maxpool 3x3 s1 p1 (general loop)", inputShape: [2, 2, 5, 6], training: true, make: { _ in MaxPool2d(kernel: 3, stride: 1, padding: 1) },
+                  reference: { x, _ in Reference.pool(nchw(x, [2, 2, 5, 6]), max: true, kernel: 3, stride: 1, padding: 1).v }),
         LayerCase(name: "avgpool 2x2", inputShape: [2, 2, 6, 5], training: true, make: { _ in AvgPool2d(kernel: 2) },
                   reference: { x, _ in Reference.pool(nchw(x, [2, 2, 6, 5]), max: false, kernel: 2, stride: 2, padding: 0).v }),
         LayerCase(name: "avgpool 3x3 s2 p1", inputShape: [1, 2, 6, 7], training: true, make: { _ in AvgPool2d(kernel: 3, stride: 2, padding: 1) },
@@ -193,6 +198,14 @@ struct ModeTests {
     }
 
     /// Running statistics follow PyTorch: momentum 0.1 and the unbiased batch variance; eval uses them.
+    /// Ties go to the first maximum in window order, as in PyTorch (the 3x3 stride-2 kernel keeps it).
+    @Test func maxPoolTiesGoToTheFirstInWindowOrder() {
+        let pool = MaxPool2d(kernel: 3, stride: 2, padding: 1), ctx = Context(training: true)
+        _ = pool.forward(Tensor(shape: [1, 1, 4, 4], values: [Float](repeating: 1, count: 16)), ctx)
+        let dx = pool.backward(Tensor(shape: [1, 1, 2, 2], values: [1, 2, 3, 4]), ctx)
+        #expect(dx.array == [1, 2, 0, 0, 3, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+    }
+
     @Test func batchNormRunningStatistics() {
         let store = ParameterStore()
         let bn = BatchNorm2d(store, "bn", channels: 1)

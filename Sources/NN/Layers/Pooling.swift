@@ -17,6 +17,12 @@ public final class MaxPool2d: Layer {
         var idx = [Int32](repeating: 0, count: ctx.recordForBackward ? y.count : 0)
         let px = x.pointer, py = y.pointer, (k, s, p) = (kernel, stride, padding), record = ctx.recordForBackward
         idx.withUnsafeMutableBufferPointer { idx in
+            if (k, s, p) == (3, 2, 1) {
+                Parallel.forRange(n * c, grain: 4) { r in
+                    MaxPool2d.forward3x3s2(px, planes: r, h: h, w: w, into: py, ho: ho, wo: wo, argmax: record ? idx.baseAddress : nil)
+                }
+                return
+            }
             Parallel.forRange(n * c, grain: 4) { r in
                 for plane in r {
                     let src = px + plane * h * w
@@ -43,6 +49,53 @@ public final class MaxPool2d: Layer {
         argmax = idx
         inputShape = x.shape
         return y
+    }
+
+    /// 3x3 windows, stride 2, padding 1 (ResNet's stem): 8 outputs of a row at once, each window column taken from the
+    /// even or odd half of a 16-wide load of the row padded with -inf. Same results as the general loop: the first
+    /// maximum in window order wins (a later value replaces it only when strictly greater).
+    static func forward3x3s2(_ x: UnsafePointer<Float>, planes: Range<Int>, h: Int, w: Int, into y: UnsafeMutablePointer<Float>,
+                             ho: Int, wo: Int, argmax: UnsafeMutablePointer<Int32>?) {
+        typealias V = SIMD8<Float>
+        typealias I = SIMD8<Int32>
+        // Input row yy at padded row yy + 1 (rows -1 ..< 2 ho); column xx at xx + 1; 16 floats of slack for whole loads.
+        let pw = 2 * ((wo + 7) / 8 * 8) + 18, rows = 2 * ho + 1
+        let pad = UnsafeMutablePointer<Float>.allocate(capacity: rows * pw)
+        defer { pad.deallocate() }
+        pad.initialize(repeating: -.infinity, count: rows * pw)
+        let lane = I(0, 1, 2, 3, 4, 5, 6, 7) &* 2
+        for plane in planes {
+            let src = x + plane * h * w, out = y + plane * ho * wo
+            for r in 1 ..< min(rows, h + 1) { (pad + r * pw + 1).update(from: src + (r - 1) * w, count: w) }
+            for oy in 0 ..< ho {
+                for ox0 in Swift.stride(from: 0, to: wo, by: 8) {
+                    var best = V(repeating: -.infinity), at = I(repeating: 0)
+                    for ky in 0 ..< 3 {
+                        let yy = 2 * oy - 1 + ky, row = UnsafeRawPointer(pad + (yy + 1) * pw + 2 * ox0)
+                        let a = row.loadUnaligned(as: SIMD16<Float>.self), b = row.loadUnaligned(fromByteOffset: 8, as: SIMD16<Float>.self)
+                        let base = lane &+ Int32(yy * w + 2 * ox0 - 1)
+                        @inline(__always) func take(_ v: V, _ kx: Int32) {
+                            let better = v .> best
+                            best.replace(with: v, where: better)
+                            at.replace(with: base &+ kx, where: better)
+                        }
+                        take(a.evenHalf, 0)
+                        take(a.oddHalf, 1)
+                        take(b.evenHalf, 2)
+                    }
+                    let lanes = min(8, wo - ox0), o = oy * wo + ox0
+                    if lanes == 8 {
+                        UnsafeMutableRawPointer(out + o).storeBytes(of: best, as: V.self)
+                        if let argmax { UnsafeMutableRawPointer(argmax + plane * ho * wo + o).storeBytes(of: at, as: I.self) }
+                    } else {
+                        for l in 0 ..< lanes {
+                            out[o + l] = best[l]
+                            argmax?[plane * ho * wo + o + l] = at[l]
+                        }
+                    }
+                }
+            }
+        }
     }
 
     public func backward(_ dy: Tensor, _ ctx: Context) -> Tensor {
