@@ -262,3 +262,32 @@ struct WinogradTests {
         }
     }
 }
+
+/// A first layer can skip its input gradient: the weight gradient stays the same on every convolution path.
+struct InputGradientTests {
+    @Test(arguments: [(16, 3, 1, Conv2d.WinogradUse.always), (16, 3, 1, .never), (6, 3, 1, .never), (20, 7, 2, .never)])
+    func weightGradientUnchangedWithoutInputGradient(size: Int, kernel: Int, stride: Int, winograd: Conv2d.WinogradUse) {
+        func run(inputGradient: Bool) -> (dx: [Float], dw: [Float]) {
+            let store = ParameterStore()
+            let conv = Conv2d(store, "conv", in: 3, out: 5, kernel: kernel, stride: stride, padding: kernel / 2)
+            conv.winograd = winograd
+            conv.computesInputGradient = inputGradient
+            store.finalize(seed: 4)
+            var rng = SplitMix64(seed: 8)
+            let x = Tensor(shape: [2, 3, size, size], values: (0 ..< 2 * 3 * size * size).map { _ in Float.random(in: -1 ... 1, using: &rng) })
+            let ctx = Context(training: true)
+            let y = conv.forward(x, ctx)
+            let dy = Tensor(shape: y.shape, values: (0 ..< y.count).map { _ in Float.random(in: -1 ... 1, using: &rng) })
+            return (conv.backward(dy, ctx).array, Array(store.gradients))
+        }
+        let with = run(inputGradient: true), without = run(inputGradient: false)
+        #expect(with.dw == without.dw)
+        #expect(without.dx.allSatisfy { $0 == 0 } && with.dx.contains { $0 != 0 })
+    }
+
+    @Test func backbonesSkipItAndTheHeadKeepsIt() throws {
+        #expect(try #require(Model.backbone("resnet18")).computesInputGradient == false)
+        #expect(try #require(Model.backbone("mobilenet_v2")).computesInputGradient == false)
+        #expect(PatchGDHead.make(latent: 8, features: 8, classes: 3, dropout: 0, seed: 1).computesInputGradient)
+    }
+}

@@ -81,24 +81,27 @@ struct TrainerFixture {
 }
 
 struct TrainerTests {
+    /// Training lowers the loss by 10% in 8 epochs on a small UltraMNIST set.
     @Test func lossDecreasesOnSmallUltraMNIST() throws {
         let f = try TrainerFixture.ultraMNIST(trainPerClass: 3)
-        var o = f.options("run", epochs: 6)
+        var o = f.options("run", epochs: 8)
         o.augment = false
         o.schedule = "constant"
         let summary = try Trainer(options: o).run()
-        #expect(summary.epochs.count == 6)
-        let first = summary.epochs.first!.trainLoss, last = summary.epochs.last!.trainLoss
-        #expect(last < first * 0.9, "train loss \(first) -> \(last)")
+        #expect(summary.epochs.count == 8)
+        // An epoch is a few steps on 30 images, so single epochs' losses swing by +-0.1, and how they swing depends
+        // on rounding (BLAS kernels, convolution algorithm): the last three epochs together against the first.
+        let losses = summary.epochs.map(\.trainLoss), late = losses.suffix(3).reduce(0, +) / 3
+        #expect(late < losses[0] * 0.9, "train loss by epoch \(losses)")
         // metrics.jsonl has one line per epoch with the documented keys, and metrics.csv the same rows.
         let lines = try String(contentsOfFile: f.dir.file("run/metrics.jsonl"), encoding: .utf8).split(separator: "\n")
-        #expect(lines.count == 6)
+        #expect(lines.count == 8)
         let object = try #require(try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
         for key in ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_kappa", "seconds", "peak_rss_mb"] {
             #expect(object[key] != nil, "metrics.jsonl lacks \(key)")
         }
         let csv = try CSVTable(text: String(contentsOfFile: f.dir.file("run/metrics.csv"), encoding: .utf8))
-        #expect(csv.rows.count == 6 && csv.header.contains("val_kappa"))
+        #expect(csv.rows.count == 8 && csv.header.contains("val_kappa"))
     }
 
     /// The positional set is fitted perfectly: every training slide predicted right in evaluation mode.

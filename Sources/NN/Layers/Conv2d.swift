@@ -16,6 +16,10 @@ public final class Conv2d: Layer {
     /// Most floats the per-image path unrolls at once: larger outputs are done in bands of rows, so memory stays
     /// bounded whatever the image size (the PatchGD head on a 256 x 256 latent grid would otherwise unroll 600 MiB).
     public var unrollLimit = 1 << 22
+    /// Whether backward computes the input gradient. A network's first layer sees images, which need none: without
+    /// it, backward returns zeros and skips a product as large as the weight gradient's (and its fold back to NCHW).
+    /// Depthwise convolutions always compute it.
+    public var computesInputGradient = true
     /// When a 3x3 stride-1 convolution uses Winograd's algorithm (tests force either path).
     public var winograd = WinogradUse.whenFaster
     /// Most floats of transformed input (or output) the Winograd path holds at once when it spreads one block of tiles
@@ -115,7 +119,7 @@ public final class Conv2d: Layer {
         if isDepthwise {
             depthwiseBackward(x, dy, dx)
         } else if usesWinograd(h: h, w: w) {
-            Winograd(n: n, c: inChannels, o: o, h: h, w: w, blockTiles: winogradBlockTiles).backward(x.pointer, dy.pointer, weights: store.value(weight), dx: dx.pointer,
+            Winograd(n: n, c: inChannels, o: o, h: h, w: w, blockTiles: winogradBlockTiles).backward(x.pointer, dy.pointer, weights: store.value(weight), dx: computesInputGradient ? dx.pointer : nil,
                                                                     dw: store.gradient(weight), limit: winogradLimit)
         } else if groups == 1 && ho * wo >= Conv2d.perImageThreshold {
             let one = Geometry(conv: self, n: 1, h: h, w: w, ho: ho, wo: wo), k = one.k, p = ho * wo
@@ -127,6 +131,7 @@ public final class Conv2d: Layer {
                     let dyb = dy.pointer + b * o * p + r0 * wo
                     one.im2col(x.pointer + b * inChannels * h * w, rows: r0 ..< r1, into: col.pointer)
                     BLAS.gemm(transB: true, m: o, n: k, k: pb, a: dyb, lda: p, b: col.pointer, ldb: pb, beta: 1, c: store.gradient(weight), ldc: k)
+                    guard computesInputGradient else { continue }
                     BLAS.gemm(transA: true, m: k, n: pb, k: o, a: store.value(weight), lda: k, b: dyb, ldb: p, c: dcol.pointer, ldc: pb)
                     one.col2im(dcol.pointer, rows: r0 ..< r1, into: dx.pointer + b * inChannels * h * w)
                 }
@@ -144,6 +149,7 @@ public final class Conv2d: Layer {
                 // dW_g (og x k) += dY_g (og x np) * col^T (np x k)
                 BLAS.gemm(transB: true, m: og, n: k, k: np, a: dyg.pointer, lda: np, b: col.pointer, ldb: np,
                           beta: 1, c: store.gradient(weight + g * og * k), ldc: k)
+                guard computesInputGradient else { continue }
                 // dcol (k x np) = W_g^T (k x og) * dY_g (og x np)
                 BLAS.gemm(transA: true, m: k, n: np, k: og, a: store.value(weight + g * og * k), lda: k, b: dyg.pointer, ldb: np,
                           c: dcol.pointer, ldc: np)

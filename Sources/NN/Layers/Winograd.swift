@@ -59,14 +59,14 @@ struct Winograd {
     ///
     /// - Parameter limit: most floats of V (or M) the spread-over-cores mode holds at once.
     func forward(_ x: UnsafePointer<Float>, weights g: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, limit: Int) {
-        let u = UnsafeMutablePointer<Float>.allocate(capacity: 16 * o * c)
-        defer { u.deallocate() }
+        let ut = Tensor(uninitialized: [16 * o * c]), u = ut.pointer
+        defer { withExtendedLifetime(ut) {} }
         transformWeights(g, into: u)
         let plan = self.plan(limit: limit)
         if plan.fused {
             Parallel.forRange(plan.blocks.count) { range in
                 let s = Scratch(self, tiles: plan.rowsPerBlock * tw)
-                defer { s.free() }
+                defer { withExtendedLifetime(s) {} }
                 for i in range {
                     let rows = plan.blocks[i]
                     transformInput(x, rows: rows, channels: 0 ..< c, into: s.v, ld: s.ld)
@@ -76,7 +76,7 @@ struct Winograd {
             }
         } else {
             let s = Scratch(self, tiles: plan.rowsPerBlock * tw)
-            defer { s.free() }
+            defer { withExtendedLifetime(s) {} }
             for rows in plan.blocks {
                 Parallel.forRange(c, grain: 2) { transformInput(x, rows: rows, channels: $0, into: s.v, ld: s.ld) }
                 Parallel.forRange(16) { multiply(u, s.v, into: s.m, tiles: rows.count * tw, ld: s.ld, positions: $0) }
@@ -86,43 +86,49 @@ struct Winograd {
     }
 
     /// dx (n, C, h, w, zeroed by the caller) = the input gradient and dW (O, C, 3, 3) += the weight gradient for the
-    /// output gradient dy (n, O, h, w).
+    /// output gradient dy (n, O, h, w); no input gradient when dx is nil.
     func backward(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, weights g: UnsafePointer<Float>,
-                  dx: UnsafeMutablePointer<Float>, dw: UnsafeMutablePointer<Float>, limit: Int) {
-        let u = UnsafeMutablePointer<Float>.allocate(capacity: 16 * o * c), du = UnsafeMutablePointer<Float>.allocate(capacity: 16 * o * c)
-        defer { u.deallocate(); du.deallocate() }
+                  dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>, limit: Int) {
+        let ut = Tensor(uninitialized: [16 * o * c]), dut = Tensor(shape: [16 * o * c]), u = ut.pointer, du = dut.pointer
+        defer { withExtendedLifetime((ut, dut)) {} }
         transformWeights(g, into: u)
-        du.initialize(repeating: 0, count: 16 * o * c)
         let plan = self.plan(limit: limit)
         if plan.fused {
             // Neighbouring tile rows share two input rows, so blocks next to each other must not fold at once:
-            // even blocks first, then odd ones. Each worker sums dU on its own and adds it in at the end.
-            let lock = NSLock()
+            // even blocks first, then odd ones. Each worker sums dU on its own; the sums are added in worker order,
+            // so a run repeats bit for bit (resume depends on it).
+            let workers = min(Parallel.threads, (plan.blocks.count + 1) / 2)
+            let locals = (0 ..< workers).map { _ in Tensor(shape: [16 * o * c]) }
             for parity in 0 ..< 2 {
                 let mine = Array(Swift.stride(from: parity, to: plan.blocks.count, by: 2))
-                Parallel.forRange(mine.count) { range in
+                Parallel.forRange(min(workers, mine.count)) { range in
                     let s = Scratch(self, tiles: plan.rowsPerBlock * tw)
-                    let local = UnsafeMutablePointer<Float>.allocate(capacity: 16 * o * c)
-                    defer { s.free(); local.deallocate() }
-                    local.initialize(repeating: 0, count: 16 * o * c)
-                    for i in range {
-                        let rows = plan.blocks[mine[i]]
-                        transformInput(x, rows: rows, channels: 0 ..< c, into: s.v, ld: s.ld)
-                        transformOutputGradient(dy, rows: rows, channels: 0 ..< o, into: s.m, ld: s.ld)
-                        multiplyBackward(u, s.m, s.v, accumulating: local, tiles: rows.count * tw, ld: s.ld, positions: 0 ..< 16)
-                        foldInputGradient(s.v, rows: rows, channels: 0 ..< c, into: dx, ld: s.ld)
+                    defer { withExtendedLifetime(s) {} }
+                    let count = min(workers, mine.count)
+                    for worker in range {
+                        let local = locals[worker].pointer
+                        for i in mine.count * worker / count ..< mine.count * (worker + 1) / count {
+                            let rows = plan.blocks[mine[i]]
+                            transformInput(x, rows: rows, channels: 0 ..< c, into: s.v, ld: s.ld)
+                            transformOutputGradient(dy, rows: rows, channels: 0 ..< o, into: s.m, ld: s.ld)
+                            multiplyBackward(u, s.m, s.v, accumulating: local, tiles: rows.count * tw, ld: s.ld, positions: 0 ..< 16,
+                                             inputGradient: dx != nil)
+                            if let dx { foldInputGradient(s.v, rows: rows, channels: 0 ..< c, into: dx, ld: s.ld) }
+                        }
                     }
-                    lock.withLock { for i in 0 ..< 16 * o * c { du[i] += local[i] } }
                 }
             }
+            for local in locals { SIMDLoop.zip(du, local.pointer, du, 0 ..< 16 * o * c, +) }
         } else {
             let s = Scratch(self, tiles: plan.rowsPerBlock * tw)
-            defer { s.free() }
+            defer { withExtendedLifetime(s) {} }
             for rows in plan.blocks {
                 Parallel.forRange(c, grain: 2) { transformInput(x, rows: rows, channels: $0, into: s.v, ld: s.ld) }
                 Parallel.forRange(o, grain: 2) { transformOutputGradient(dy, rows: rows, channels: $0, into: s.m, ld: s.ld) }
-                Parallel.forRange(16) { multiplyBackward(u, s.m, s.v, accumulating: du, tiles: rows.count * tw, ld: s.ld, positions: $0) }
-                Parallel.forRange(c, grain: 2) { foldInputGradient(s.v, rows: rows, channels: $0, into: dx, ld: s.ld) }
+                Parallel.forRange(16) {
+                    multiplyBackward(u, s.m, s.v, accumulating: du, tiles: rows.count * tw, ld: s.ld, positions: $0, inputGradient: dx != nil)
+                }
+                if let dx { Parallel.forRange(c, grain: 2) { foldInputGradient(s.v, rows: rows, channels: $0, into: dx, ld: s.ld) } }
             }
         }
         accumulateWeightGradient(du, into: dw)
@@ -143,20 +149,18 @@ struct Winograd {
         Swift.stride(from: 0, to: count, by: size).map { $0 ..< min(count, $0 + size) }
     }
 
-    /// The transformed input and output (or their gradients) of one block of `ld` tiles.
+    /// The transformed input and output (or their gradients) of one block of `ld` tiles, from the tensor pool (fresh
+    /// allocations this size would be new pages, and page faults, on every call).
     struct Scratch {
-        let v: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>, ld: Int
+        let vt: Tensor, mt: Tensor, ld: Int
+        var v: UnsafeMutablePointer<Float> { vt.pointer }
+        var m: UnsafeMutablePointer<Float> { mt.pointer }
 
         init(_ g: Winograd, tiles: Int) {
             ld = tiles
             // 16 floats of slack: the transforms read whole vectors past a row's last tile.
-            v = .allocate(capacity: 16 * g.c * tiles + 16)
-            m = .allocate(capacity: 16 * g.o * tiles + 16)
-        }
-
-        func free() {
-            v.deallocate()
-            m.deallocate()
+            vt = Tensor(uninitialized: [16 * g.c * tiles + 16])
+            mt = Tensor(uninitialized: [16 * g.o * tiles + 16])
         }
     }
 
@@ -400,13 +404,14 @@ struct Winograd {
         }
     }
 
-    /// dU_ξ += dM_ξ V_ξᵀ, then dV_ξ = U_ξᵀ dM_ξ written over V_ξ (V is not needed after its dU). Only the first
-    /// `tiles` columns of a block's buffers hold tiles (the last block of a call may be shorter than the others).
+    /// dU_ξ += dM_ξ V_ξᵀ, then (with `inputGradient`) dV_ξ = U_ξᵀ dM_ξ written over V_ξ (V is not needed after its
+    /// dU). Only the first `tiles` columns of a block's buffers hold tiles (a call's last block may be shorter).
     func multiplyBackward(_ u: UnsafePointer<Float>, _ dm: UnsafePointer<Float>, _ v: UnsafeMutablePointer<Float>,
-                          accumulating du: UnsafeMutablePointer<Float>, tiles: Int, ld: Int, positions: Range<Int>) {
+                          accumulating du: UnsafeMutablePointer<Float>, tiles: Int, ld: Int, positions: Range<Int>, inputGradient: Bool) {
         for xi in positions {
             let vx = v + xi * c * ld, dmx = dm + xi * o * ld
             BLAS.gemm(transB: true, m: o, n: c, k: tiles, a: dmx, lda: ld, b: vx, ldb: ld, beta: 1, c: du + xi * o * c, ldc: c, split: false)
+            guard inputGradient else { continue }
             BLAS.gemm(transA: true, m: c, n: tiles, k: o, a: u + xi * o * c, lda: c, b: dmx, ldb: ld, c: vx, ldc: ld, split: false)
         }
     }

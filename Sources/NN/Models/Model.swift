@@ -17,15 +17,33 @@ public final class Model {
 
     public func forward(_ x: Tensor, _ ctx: Context) -> Tensor { network.forward(x, ctx) }
 
-    /// Back-propagates `dy`, accumulating into the store's gradients; returns the input's gradient.
+    /// Back-propagates `dy`, accumulating into the store's gradients; returns the input's gradient (zeros when
+    /// `computesInputGradient` is off).
     @discardableResult
     public func backward(_ dy: Tensor, _ ctx: Context) -> Tensor { network.backward(dy, ctx) }
+
+    /// Whether backward computes the gradient of the model's input. Backbones start with it off (their input is an
+    /// image; the stem convolution's input gradient was 4% of a resnet18 step); the PatchGD head keeps it, as the
+    /// recomputed patches' gradients flow through it.
+    public var computesInputGradient: Bool {
+        get { stem?.computesInputGradient ?? true }
+        set { stem?.computesInputGradient = newValue }
+    }
+
+    /// The first layer when it is a convolution.
+    private var stem: Conv2d? { (network as? Sequential)?.layers.first as? Conv2d }
 
     /// Backbones by name, their final layer a linear projection to `outputs` (PatchGD's latent size).
     public static let backbones = ["tiny", "resnet18", "resnet34", "resnet50", "mobilenet_v2"]
 
     /// Builds a backbone by name; nil for an unknown name.
     public static func backbone(_ name: String, outputs: Int = 256, seed: UInt64 = 0) -> Model? {
+        let model = make(name, outputs: outputs, seed: seed)
+        model?.computesInputGradient = false
+        return model
+    }
+
+    static func make(_ name: String, outputs: Int, seed: UInt64) -> Model? {
         switch name {
         case "resnet18": return ResNet.make(name, blocks: [2, 2, 2, 2], bottleneck: false, outputs: outputs, seed: seed)
         case "resnet34": return ResNet.make(name, blocks: [3, 4, 6, 3], bottleneck: false, outputs: outputs, seed: seed)
