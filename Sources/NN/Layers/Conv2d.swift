@@ -72,15 +72,22 @@ public final class Conv2d: Layer {
             Winograd(n: n, c: c, o: outChannels, h: h, w: w, blockTiles: winogradBlockTiles).forward(x.pointer, weights: store.value(weight), into: y.pointer, limit: winogradLimit)
         } else if groups == 1 && ho * wo >= Conv2d.perImageThreshold {
             // Large spatial size: one GEMM per image (per band of output rows) straight into its NCHW block, no reshuffle.
+            // With enough images each worker takes whole images (its unrolled input stays in its own cache);
+            // otherwise every image is spread over the workers.
             let one = Geometry(conv: self, n: 1, h: h, w: w, ho: ho, wo: wo), k = one.k, p = ho * wo
-            let band = one.bandRows(limit: unrollLimit)
-            let col = Tensor(uninitialized: [k, band * wo])
-            for b in 0 ..< n {
-                for r0 in Swift.stride(from: 0, to: ho, by: band) {
-                    let r1 = min(ho, r0 + band), pb = (r1 - r0) * wo
-                    one.im2col(x.pointer + b * c * h * w, rows: r0 ..< r1, into: col.pointer)
-                    BLAS.gemm(m: outChannels, n: pb, k: k, a: store.value(weight), lda: k, b: col.pointer, ldb: pb,
-                              c: y.pointer + b * outChannels * p + r0 * wo, ldc: p)
+            let band = one.bandRows(limit: unrollLimit), workers = n >= 2 * Parallel.threads ? Parallel.threads : 1
+            let cols = (0 ..< workers).map { _ in Tensor(uninitialized: [k, band * wo]) }
+            Geometry.forRange(workers, grain: 1, parallel: workers > 1) { r in
+                for worker in r {
+                    let col = cols[worker].pointer
+                    for b in n * worker / workers ..< n * (worker + 1) / workers {
+                        for r0 in Swift.stride(from: 0, to: ho, by: band) {
+                            let r1 = min(ho, r0 + band), pb = (r1 - r0) * wo
+                            one.im2col(x.pointer + b * c * h * w, rows: r0 ..< r1, into: col, parallel: workers == 1)
+                            BLAS.gemm(m: outChannels, n: pb, k: k, a: store.value(weight), lda: k, b: col, ldb: pb,
+                                      c: y.pointer + b * outChannels * p + r0 * wo, ldc: p, split: workers == 1)
+                        }
+                    }
                 }
             }
         } else {
@@ -122,20 +129,32 @@ public final class Conv2d: Layer {
             Winograd(n: n, c: inChannels, o: o, h: h, w: w, blockTiles: winogradBlockTiles).backward(x.pointer, dy.pointer, weights: store.value(weight), dx: computesInputGradient ? dx.pointer : nil,
                                                                     dw: store.gradient(weight), limit: winogradLimit)
         } else if groups == 1 && ho * wo >= Conv2d.perImageThreshold {
+            // As in forward: whole images per worker when there are enough, each worker summing its own weight
+            // gradient; the sums are added in worker order, so a run repeats bit for bit.
             let one = Geometry(conv: self, n: 1, h: h, w: w, ho: ho, wo: wo), k = one.k, p = ho * wo
-            let band = one.bandRows(limit: unrollLimit)
-            let col = Tensor(uninitialized: [k, band * wo]), dcol = Tensor(uninitialized: [k, band * wo])
-            for b in 0 ..< n {
-                for r0 in Swift.stride(from: 0, to: ho, by: band) {
-                    let r1 = min(ho, r0 + band), pb = (r1 - r0) * wo
-                    let dyb = dy.pointer + b * o * p + r0 * wo
-                    one.im2col(x.pointer + b * inChannels * h * w, rows: r0 ..< r1, into: col.pointer)
-                    BLAS.gemm(transB: true, m: o, n: k, k: pb, a: dyb, lda: p, b: col.pointer, ldb: pb, beta: 1, c: store.gradient(weight), ldc: k)
-                    guard computesInputGradient else { continue }
-                    BLAS.gemm(transA: true, m: k, n: pb, k: o, a: store.value(weight), lda: k, b: dyb, ldb: p, c: dcol.pointer, ldc: pb)
-                    one.col2im(dcol.pointer, rows: r0 ..< r1, into: dx.pointer + b * inChannels * h * w)
+            let band = one.bandRows(limit: unrollLimit), workers = n >= 2 * Parallel.threads ? Parallel.threads : 1
+            let buffers = (0 ..< workers).map { _ in (col: Tensor(uninitialized: [k, band * wo]), dcol: Tensor(uninitialized: [k, band * wo]),
+                                                      dw: workers > 1 ? Tensor(shape: [o * k]) : nil) }
+            let inputGradient = computesInputGradient
+            Geometry.forRange(workers, grain: 1, parallel: workers > 1) { r in
+                for worker in r {
+                    let col = buffers[worker].col.pointer, dcol = buffers[worker].dcol.pointer
+                    let dw = buffers[worker].dw?.pointer ?? store.gradient(weight)
+                    for b in n * worker / workers ..< n * (worker + 1) / workers {
+                        for r0 in Swift.stride(from: 0, to: ho, by: band) {
+                            let r1 = min(ho, r0 + band), pb = (r1 - r0) * wo
+                            let dyb = dy.pointer + b * o * p + r0 * wo
+                            one.im2col(x.pointer + b * inChannels * h * w, rows: r0 ..< r1, into: col, parallel: workers == 1)
+                            BLAS.gemm(transB: true, m: o, n: k, k: pb, a: dyb, lda: p, b: col, ldb: pb, beta: 1, c: dw, ldc: k, split: workers == 1)
+                            guard inputGradient else { continue }
+                            BLAS.gemm(transA: true, m: k, n: pb, k: o, a: store.value(weight), lda: k, b: dyb, ldb: p, c: dcol, ldc: pb,
+                                      split: workers == 1)
+                            one.col2im(dcol, rows: r0 ..< r1, into: dx.pointer + b * inChannels * h * w, parallel: workers == 1)
+                        }
+                    }
                 }
             }
+            for buffer in buffers { if let dw = buffer.dw { SIMDLoop.zip(store.gradient(weight), dw.pointer, store.gradient(weight), 0 ..< o * k, +) } }
         } else {
             let geometry = Geometry(conv: self, n: n, h: h, w: w, ho: ho, wo: wo)
             let og = outChannels / groups, k = geometry.k, np = n * ho * wo
@@ -287,13 +306,20 @@ struct Geometry {
         cg = conv.inChannels / conv.groups
     }
 
+    /// `Parallel.forRange`, or the whole range on the calling thread.
+    @inline(__always)
+    static func forRange(_ count: Int, grain: Int, parallel: Bool, _ body: (Range<Int>) -> Void) {
+        if parallel { Parallel.forRange(count, grain: grain, body) } else { body(0 ..< count) }
+    }
+
     /// Output rows per band of the per-image path, so its unrolled input stays within `limit` floats.
     func bandRows(limit: Int) -> Int { max(1, min(ho, limit / max(1, k * wo))) }
 
     /// col (k x (r1-r0)*wo) for output rows r0 ..< r1 of a single image (n == 1, one group).
-    func im2col(_ x: UnsafeMutablePointer<Float>, rows band: Range<Int>, into col: UnsafeMutablePointer<Float>) {
+    /// - Parameter parallel: false inside a worker that already has its own image.
+    func im2col(_ x: UnsafeMutablePointer<Float>, rows band: Range<Int>, into col: UnsafeMutablePointer<Float>, parallel: Bool = true) {
         let pb = band.count * wo
-        Parallel.forRange(k, grain: 4) { r in
+        Geometry.forRange(k, grain: 4, parallel: parallel) { r in
             for row in r {
                 let ci = row / (kh * kw), ki = row / kw % kh, kj = row % kw
                 let valid = Conv2d.validRange(offset: ki * dilation, stride: stride, padding: padding, inSize: h, outSize: ho)
@@ -305,6 +331,8 @@ struct Geometry {
                     let srow = src + (oy * stride - padding + ki * dilation) * w - padding + kj * dilation, drow = out + (oy - band.lowerBound) * wo
                     if stride == 1 {
                         (drow + cols.lowerBound).update(from: srow + cols.lowerBound, count: cols.count)
+                    } else if stride == 2 {
+                        Geometry.gatherEven(srow + 2 * cols.lowerBound, into: drow + cols.lowerBound, count: cols.count)
                     } else {
                         for ox in cols { drow[ox] = srow[ox * stride] }
                     }
@@ -314,9 +342,10 @@ struct Geometry {
     }
 
     /// dx += the band's dcol (k x (r1-r0)*wo) folded back (single image, one group; parallel over channels).
-    func col2im(_ dcol: UnsafeMutablePointer<Float>, rows band: Range<Int>, into dx: UnsafeMutablePointer<Float>) {
+    /// - Parameter parallel: false inside a worker that already has its own image.
+    func col2im(_ dcol: UnsafeMutablePointer<Float>, rows band: Range<Int>, into dx: UnsafeMutablePointer<Float>, parallel: Bool = true) {
         let pb = band.count * wo
-        Parallel.forRange(cg, grain: 1) { r in
+        Geometry.forRange(cg, grain: 1, parallel: parallel) { r in
             for ci in r {
                 let plane = dx + ci * h * w
                 for ki in 0 ..< kh {
@@ -330,6 +359,8 @@ struct Geometry {
                             let srow = src + (oy - band.lowerBound) * wo
                             if stride == 1 {
                                 for ox in cols { drow[ox] += srow[ox] }
+                            } else if stride == 2 {
+                                Geometry.scatterAddEven(srow + cols.lowerBound, into: drow + 2 * cols.lowerBound, count: cols.count)
                             } else {
                                 for ox in cols { drow[ox * stride] += srow[ox] }
                             }
@@ -356,6 +387,8 @@ struct Geometry {
                         let srow = src + (oy * stride - padding + ki * dilation) * w - padding + kj * dilation, drow = out + oy * wo
                         if stride == 1 {
                             (drow + cols.lowerBound).update(from: srow + cols.lowerBound, count: cols.count)
+                        } else if stride == 2 {
+                            Geometry.gatherEven(srow + 2 * cols.lowerBound, into: drow + cols.lowerBound, count: cols.count)
                         } else {
                             for ox in cols { drow[ox] = srow[ox * stride] }
                         }
@@ -381,6 +414,8 @@ struct Geometry {
                                 let drow = plane + (oy * stride - padding + ki * dilation) * w - padding + kj * dilation, srow = s + oy * wo
                                 if stride == 1 {
                                     for ox in cols { drow[ox] += srow[ox] }
+                                } else if stride == 2 {
+                                    Geometry.scatterAddEven(srow + cols.lowerBound, into: drow + 2 * cols.lowerBound, count: cols.count)
                                 } else {
                                     for ox in cols { drow[ox * stride] += srow[ox] }
                                 }
@@ -390,6 +425,33 @@ struct Geometry {
                 }
             }
         }
+    }
+
+    /// dst[i] = src[2 i] for i in 0 ..< count (stride-2 unrolling): the even half of 16-wide loads. A load reads up to
+    /// src[2 i + 15], so vectors stop where that would pass src[2 (count - 1)], the last element the row owns.
+    @inline(__always)
+    static func gatherEven(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, count: Int) {
+        var i = 0
+        while i + 9 <= count {
+            SIMDLoop.store(UnsafeRawPointer(src + 2 * i).loadUnaligned(as: SIMD16<Float>.self).evenHalf, dst + i)
+            i += 8
+        }
+        while i < count { dst[i] = src[2 * i]; i += 1 }
+    }
+
+    /// dst[2 i] += src[i] for i in 0 ..< count (stride-2 folding); the odd elements between are rewritten unchanged,
+    /// so no other thread may write this row meanwhile (col2im gives each thread its own channels).
+    @inline(__always)
+    static func scatterAddEven(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, count: Int) {
+        var i = 0
+        while i + 9 <= count {
+            let v = SIMDLoop.load(src + i), p = UnsafeMutableRawPointer(dst + 2 * i)
+            var add = SIMD16<Float>()
+            add.evenHalf = v
+            p.storeBytes(of: p.loadUnaligned(as: SIMD16<Float>.self) + add, as: SIMD16<Float>.self)
+            i += 8
+        }
+        while i < count { dst[2 * i] += src[i]; i += 1 }
     }
 
     /// y[b, g*og + o, :] = yg[o, b*p ..< (b+1)*p].
