@@ -26,6 +26,8 @@ struct Winograd {
     let th: Int, tw: Int, tw8: Int
     /// Width of a zero-padded input row: 2 tw8 + 2 (pixel x at x + 1), so whole vectors never leave it.
     let wp: Int
+    /// Tiles a cache-resident block aims for (whole tile rows, at least one).
+    let blockTiles: Int
 
     init(n: Int, c: Int, o: Int, h: Int, w: Int, blockTiles: Int = 128) {
         self.blockTiles = blockTiles
@@ -47,9 +49,6 @@ struct Winograd {
 
     /// Tile rows over the whole batch.
     var tileRows: Int { n * th }
-
-    /// Tiles a cache-resident block aims for (whole tile rows, at least one).
-    let blockTiles: Int
 
     typealias V8 = SIMD8<Float>
 
