@@ -57,6 +57,9 @@ public final class Conv2d: Layer {
 
     var isDepthwise: Bool { groups == inChannels && groups > 1 }
 
+    /// 1x1, stride 1, no padding, one group: the unrolled input is the input itself.
+    var isPointwise: Bool { kernel == (1, 1) && stride == 1 && padding == 0 && groups == 1 }
+
     /// From this many output positions per image, ungrouped convolutions run one GEMM per image directly on NCHW
     /// (no reshuffle); below it the whole batch is one GEMM, which keeps small deep layers efficient.
     static let perImageThreshold = 256
@@ -73,18 +76,21 @@ public final class Conv2d: Layer {
         } else if groups == 1 && ho * wo >= Conv2d.perImageThreshold {
             // Large spatial size: one GEMM per image (per band of output rows) straight into its NCHW block, no reshuffle.
             // With enough images each worker takes whole images (its unrolled input stays in its own cache);
-            // otherwise every image is spread over the workers.
-            let one = Geometry(conv: self, n: 1, h: h, w: w, ho: ho, wo: wo), k = one.k, p = ho * wo
+            // otherwise every image is spread over the workers. A pointwise (1x1, stride 1) convolution's unrolled
+            // input is the image itself: its GEMM reads the NCHW block in place.
+            let one = Geometry(conv: self, n: 1, h: h, w: w, ho: ho, wo: wo), k = one.k, p = ho * wo, pointwise = isPointwise
             let band = one.bandRows(limit: unrollLimit), workers = n >= 2 * Parallel.threads ? Parallel.threads : 1
-            let cols = (0 ..< workers).map { _ in Tensor(uninitialized: [k, band * wo]) }
+            let cols = (0 ..< workers).map { _ in Tensor(uninitialized: pointwise ? [1] : [k, band * wo]) }
             Geometry.forRange(workers, grain: 1, parallel: workers > 1) { r in
                 for worker in r {
                     let col = cols[worker].pointer
                     for b in n * worker / workers ..< n * (worker + 1) / workers {
                         for r0 in Swift.stride(from: 0, to: ho, by: band) {
                             let r1 = min(ho, r0 + band), pb = (r1 - r0) * wo
-                            one.im2col(x.pointer + b * c * h * w, rows: r0 ..< r1, into: col, parallel: workers == 1)
-                            BLAS.gemm(m: outChannels, n: pb, k: k, a: store.value(weight), lda: k, b: col, ldb: pb,
+                            let image = x.pointer + b * c * h * w
+                            if !pointwise { one.im2col(image, rows: r0 ..< r1, into: col, parallel: workers == 1) }
+                            BLAS.gemm(m: outChannels, n: pb, k: k, a: store.value(weight), lda: k,
+                                      b: pointwise ? image + r0 * wo : col, ldb: pointwise ? p : pb,
                                       c: y.pointer + b * outChannels * p + r0 * wo, ldc: p, split: workers == 1)
                         }
                     }
@@ -131,9 +137,10 @@ public final class Conv2d: Layer {
         } else if groups == 1 && ho * wo >= Conv2d.perImageThreshold {
             // As in forward: whole images per worker when there are enough, each worker summing its own weight
             // gradient; the sums are added in worker order, so a run repeats bit for bit.
-            let one = Geometry(conv: self, n: 1, h: h, w: w, ho: ho, wo: wo), k = one.k, p = ho * wo
+            let one = Geometry(conv: self, n: 1, h: h, w: w, ho: ho, wo: wo), k = one.k, p = ho * wo, pointwise = isPointwise
             let band = one.bandRows(limit: unrollLimit), workers = n >= 2 * Parallel.threads ? Parallel.threads : 1
-            let buffers = (0 ..< workers).map { _ in (col: Tensor(uninitialized: [k, band * wo]), dcol: Tensor(uninitialized: [k, band * wo]),
+            let unrolled: [Int] = pointwise ? [1] : [k, band * wo]
+            let buffers = (0 ..< workers).map { _ in (col: Tensor(uninitialized: unrolled), dcol: Tensor(uninitialized: unrolled),
                                                       dw: workers > 1 ? Tensor(shape: [o * k]) : nil) }
             let inputGradient = computesInputGradient
             Geometry.forRange(workers, grain: 1, parallel: workers > 1) { r in
@@ -144,12 +151,15 @@ public final class Conv2d: Layer {
                         for r0 in Swift.stride(from: 0, to: ho, by: band) {
                             let r1 = min(ho, r0 + band), pb = (r1 - r0) * wo
                             let dyb = dy.pointer + b * o * p + r0 * wo
-                            one.im2col(x.pointer + b * inChannels * h * w, rows: r0 ..< r1, into: col, parallel: workers == 1)
-                            BLAS.gemm(transB: true, m: o, n: k, k: pb, a: dyb, lda: p, b: col, ldb: pb, beta: 1, c: dw, ldc: k, split: workers == 1)
+                            let image = x.pointer + b * inChannels * h * w, dimage = dx.pointer + b * inChannels * h * w
+                            if !pointwise { one.im2col(image, rows: r0 ..< r1, into: col, parallel: workers == 1) }
+                            BLAS.gemm(transB: true, m: o, n: k, k: pb, a: dyb, lda: p, b: pointwise ? image + r0 * wo : col, ldb: pointwise ? p : pb,
+                                      beta: 1, c: dw, ldc: k, split: workers == 1)
                             guard inputGradient else { continue }
-                            BLAS.gemm(transA: true, m: k, n: pb, k: o, a: store.value(weight), lda: k, b: dyb, ldb: p, c: dcol, ldc: pb,
-                                      split: workers == 1)
-                            one.col2im(dcol, rows: r0 ..< r1, into: dx.pointer + b * inChannels * h * w, parallel: workers == 1)
+                            // Pointwise: the band's input gradient is written straight into dx (bands are disjoint columns).
+                            BLAS.gemm(transA: true, m: k, n: pb, k: o, a: store.value(weight), lda: k, b: dyb, ldb: p,
+                                      c: pointwise ? dimage + r0 * wo : dcol, ldc: pointwise ? p : pb, split: workers == 1)
+                            if !pointwise { one.col2im(dcol, rows: r0 ..< r1, into: dimage, parallel: workers == 1) }
                         }
                     }
                 }
