@@ -17,7 +17,15 @@ echo "# $(date -u +%Y-%m-%d) $(uname -m), $threads cores, $(grep -m1 'model name
 for config in "resnet18 16" "mobilenet_v2 16" "tiny 32"; do
     set -- $config
     for mode in train infer; do
-        $bench $mode --model "$1" --size 128 --batch "$2" --steps "$steps" --warmup 3 --threads "$threads"
-        "$venv/bin/python" benchmarks/pytorch_engine.py $mode "$1" 128 "$2" "$steps" 3 "$threads"
+        ours="$($bench $mode --model "$1" --size 128 --batch "$2" --steps "$steps" --warmup 3 --threads "$threads")"
+        theirs="$("$venv/bin/python" benchmarks/pytorch_engine.py $mode "$1" 128 "$2" "$steps" 3 "$threads")"
+        echo "$ours"
+        echo "$theirs"
+        # One summary line: images/s of both, the ratio, and both peaks.
+        "$venv/bin/python" -c 'import json, sys
+g, t = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+print("%s %s batch %d: gigapatch %.1f images/s (peak %.0f MB), pytorch %.1f images/s (peak %.0f MB), ratio %.2fx" % (
+    g["model"], g["mode"], g["batch"], g["images_per_s"], g["peak_rss_mb"], t["images_per_s"], t["peak_rss_mb"],
+    g["images_per_s"] / t["images_per_s"]))' "$ours" "$theirs"
     done
 done
