@@ -1,10 +1,12 @@
 /// 2-D convolution over NCHW with any kernel, stride, padding, dilation and groups (PyTorch's Conv2d).
 ///
-/// General case: the input is unrolled (im2col) for all images of the batch at once, so each group is one
+/// Small outputs: the input is unrolled (im2col) for all images of the batch at once, so each group is one
 /// GEMM of (out/groups) x (in/groups * kh * kw) by (in/groups * kh * kw) x (N * Hout * Wout), then scattered
-/// back to NCHW. Depthwise convolutions (groups == in channels) use a direct kernel instead, as unrolling one
-/// channel at a time would be mostly copying. 3x3 convolutions with stride 1 and padding 1 (most of a ResNet's
-/// work) use Winograd's F(2x2, 3x3) algorithm, which needs 2.25x fewer multiplications (`Winograd`).
+/// back to NCHW. Outputs of 256 positions or more: one GEMM per image (in bands of rows) straight into NCHW, whole
+/// images per worker; pointwise (1x1, stride 1) convolutions multiply the input in place, without unrolling.
+/// Depthwise convolutions (groups == in channels) use a direct kernel instead, as unrolling one channel at a time
+/// would be mostly copying. 3x3 convolutions with stride 1 and padding 1 (most of a ResNet's work) use Winograd's
+/// F(2x2, 3x3) algorithm on planes of 16 x 16 or more, which needs 2.25x fewer multiplications (`Winograd`).
 public final class Conv2d: Layer {
     public let inChannels: Int, outChannels: Int
     public let kernel: (h: Int, w: Int), stride: Int, padding: Int, dilation: Int, groups: Int
@@ -72,7 +74,8 @@ public final class Conv2d: Layer {
         if isDepthwise {
             depthwiseForward(x, y)
         } else if usesWinograd(h: h, w: w) {
-            Winograd(n: n, c: c, o: outChannels, h: h, w: w, blockTiles: winogradBlockTiles).forward(x.pointer, weights: store.value(weight), into: y.pointer, limit: winogradLimit)
+            let plan = Winograd(n: n, c: c, o: outChannels, h: h, w: w, blockTiles: winogradBlockTiles)
+            plan.forward(x.pointer, weights: store.value(weight), into: y.pointer, limit: winogradLimit)
         } else if groups == 1 && ho * wo >= Conv2d.perImageThreshold {
             // Large spatial size: one GEMM per image (per band of output rows) straight into its NCHW block, no reshuffle.
             // With enough images each worker takes whole images (its unrolled input stays in its own cache);
@@ -132,8 +135,9 @@ public final class Conv2d: Layer {
         if isDepthwise {
             depthwiseBackward(x, dy, dx)
         } else if usesWinograd(h: h, w: w) {
-            Winograd(n: n, c: inChannels, o: o, h: h, w: w, blockTiles: winogradBlockTiles).backward(x.pointer, dy.pointer, weights: store.value(weight), dx: computesInputGradient ? dx.pointer : nil,
-                                                                    dw: store.gradient(weight), limit: winogradLimit)
+            let plan = Winograd(n: n, c: inChannels, o: o, h: h, w: w, blockTiles: winogradBlockTiles)
+            plan.backward(x.pointer, dy.pointer, weights: store.value(weight), dx: computesInputGradient ? dx.pointer : nil,
+                          dw: store.gradient(weight), limit: winogradLimit)
         } else if groups == 1 && ho * wo >= Conv2d.perImageThreshold {
             // As in forward: whole images per worker when there are enough, each worker summing its own weight
             // gradient; the sums are added in worker order, so a run repeats bit for bit.
