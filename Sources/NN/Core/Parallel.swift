@@ -25,6 +25,22 @@ public enum Parallel {
     }
 }
 
+extension Parallel {
+    /// Splits `0 ..< count` into `workers` contiguous ranges and runs `body(worker, range)` for each, in parallel.
+    /// Worker w always gets the same range, so results kept per worker (partial sums, scratch) and combined in worker
+    /// order repeat bit for bit. `workers` should not exceed `threads`.
+    @inlinable
+    public static func forWorkers(_ count: Int, workers: Int, _ body: (_ worker: Int, _ range: Range<Int>) -> Void) {
+        guard workers > 1 else {
+            body(0, 0 ..< count)
+            return
+        }
+        forRange(workers) { r in
+            for worker in r { body(worker, count * worker / workers ..< count * (worker + 1) / workers) }
+        }
+    }
+}
+
 /// Carries a value into concurrent code whose safety the caller guarantees (disjoint writes).
 @usableFromInline
 struct UncheckedSendable<T>: @unchecked Sendable {

@@ -74,8 +74,8 @@ public final class Conv2d: Layer {
         if isDepthwise {
             depthwiseForward(x, y)
         } else if usesWinograd(h: h, w: w) {
-            let plan = Winograd(n: n, c: c, o: outChannels, h: h, w: w, blockTiles: winogradBlockTiles)
-            plan.forward(x.pointer, weights: store.value(weight), into: y.pointer, limit: winogradLimit)
+            let winogradConv = Winograd(n: n, c: c, o: outChannels, h: h, w: w, blockTiles: winogradBlockTiles)
+            winogradConv.forward(x.pointer, weights: store.value(weight), into: y.pointer, limit: winogradLimit)
         } else if groups == 1 && ho * wo >= Conv2d.perImageThreshold {
             // Large spatial size: one GEMM per image (per band of output rows) straight into its NCHW block, no reshuffle.
             // With enough images each worker takes whole images (its unrolled input stays in its own cache);
@@ -84,18 +84,16 @@ public final class Conv2d: Layer {
             let one = Geometry(conv: self, n: 1, h: h, w: w, ho: ho, wo: wo), k = one.k, p = ho * wo, pointwise = isPointwise
             let band = one.bandRows(limit: unrollLimit), workers = n >= 2 * Parallel.threads ? Parallel.threads : 1
             let cols = (0 ..< workers).map { _ in Tensor(uninitialized: pointwise ? [1] : [k, band * wo]) }
-            Geometry.forRange(workers, grain: 1, parallel: workers > 1) { r in
-                for worker in r {
-                    let col = cols[worker].pointer
-                    for b in n * worker / workers ..< n * (worker + 1) / workers {
-                        for r0 in Swift.stride(from: 0, to: ho, by: band) {
-                            let r1 = min(ho, r0 + band), pb = (r1 - r0) * wo
-                            let image = x.pointer + b * c * h * w
-                            if !pointwise { one.im2col(image, rows: r0 ..< r1, into: col, parallel: workers == 1) }
-                            BLAS.gemm(m: outChannels, n: pb, k: k, a: store.value(weight), lda: k,
-                                      b: pointwise ? image + r0 * wo : col, ldb: pointwise ? p : pb,
-                                      c: y.pointer + b * outChannels * p + r0 * wo, ldc: p, split: workers == 1)
-                        }
+            Parallel.forWorkers(n, workers: workers) { worker, images in
+                let col = cols[worker].pointer
+                for b in images {
+                    for r0 in Swift.stride(from: 0, to: ho, by: band) {
+                        let r1 = min(ho, r0 + band), pb = (r1 - r0) * wo
+                        let image = x.pointer + b * c * h * w
+                        if !pointwise { one.im2col(image, rows: r0 ..< r1, into: col, parallel: workers == 1) }
+                        BLAS.gemm(m: outChannels, n: pb, k: k, a: store.value(weight), lda: k,
+                                  b: pointwise ? image + r0 * wo : col, ldb: pointwise ? p : pb,
+                                  c: y.pointer + b * outChannels * p + r0 * wo, ldc: p, split: workers == 1)
                     }
                 }
             }
@@ -135,9 +133,9 @@ public final class Conv2d: Layer {
         if isDepthwise {
             depthwiseBackward(x, dy, dx)
         } else if usesWinograd(h: h, w: w) {
-            let plan = Winograd(n: n, c: inChannels, o: o, h: h, w: w, blockTiles: winogradBlockTiles)
-            plan.backward(x.pointer, dy.pointer, weights: store.value(weight), dx: computesInputGradient ? dx.pointer : nil,
-                          dw: store.gradient(weight), limit: winogradLimit)
+            let winogradConv = Winograd(n: n, c: inChannels, o: o, h: h, w: w, blockTiles: winogradBlockTiles)
+            winogradConv.backward(x.pointer, dy.pointer, weights: store.value(weight), dx: computesInputGradient ? dx.pointer : nil,
+                                  dw: store.gradient(weight), limit: winogradLimit)
         } else if groups == 1 && ho * wo >= Conv2d.perImageThreshold {
             // As in forward: whole images per worker when there are enough, each worker summing its own weight
             // gradient; the sums are added in worker order, so a run repeats bit for bit.
@@ -147,24 +145,22 @@ public final class Conv2d: Layer {
             let buffers = (0 ..< workers).map { _ in (col: Tensor(uninitialized: unrolled), dcol: Tensor(uninitialized: unrolled),
                                                       dw: workers > 1 ? Tensor(shape: [o * k]) : nil) }
             let inputGradient = computesInputGradient
-            Geometry.forRange(workers, grain: 1, parallel: workers > 1) { r in
-                for worker in r {
-                    let col = buffers[worker].col.pointer, dcol = buffers[worker].dcol.pointer
-                    let dw = buffers[worker].dw?.pointer ?? store.gradient(weight)
-                    for b in n * worker / workers ..< n * (worker + 1) / workers {
-                        for r0 in Swift.stride(from: 0, to: ho, by: band) {
-                            let r1 = min(ho, r0 + band), pb = (r1 - r0) * wo
-                            let dyb = dy.pointer + b * o * p + r0 * wo
-                            let image = x.pointer + b * inChannels * h * w, dimage = dx.pointer + b * inChannels * h * w
-                            if !pointwise { one.im2col(image, rows: r0 ..< r1, into: col, parallel: workers == 1) }
-                            BLAS.gemm(transB: true, m: o, n: k, k: pb, a: dyb, lda: p, b: pointwise ? image + r0 * wo : col, ldb: pointwise ? p : pb,
-                                      beta: 1, c: dw, ldc: k, split: workers == 1)
-                            guard inputGradient else { continue }
-                            // Pointwise: the band's input gradient is written straight into dx (bands are disjoint columns).
-                            BLAS.gemm(transA: true, m: k, n: pb, k: o, a: store.value(weight), lda: k, b: dyb, ldb: p,
-                                      c: pointwise ? dimage + r0 * wo : dcol, ldc: pointwise ? p : pb, split: workers == 1)
-                            if !pointwise { one.col2im(dcol, rows: r0 ..< r1, into: dimage, parallel: workers == 1) }
-                        }
+            Parallel.forWorkers(n, workers: workers) { worker, images in
+                let col = buffers[worker].col.pointer, dcol = buffers[worker].dcol.pointer
+                let dw = buffers[worker].dw?.pointer ?? store.gradient(weight)
+                for b in images {
+                    for r0 in Swift.stride(from: 0, to: ho, by: band) {
+                        let r1 = min(ho, r0 + band), pb = (r1 - r0) * wo
+                        let dyb = dy.pointer + b * o * p + r0 * wo
+                        let image = x.pointer + b * inChannels * h * w, dimage = dx.pointer + b * inChannels * h * w
+                        if !pointwise { one.im2col(image, rows: r0 ..< r1, into: col, parallel: workers == 1) }
+                        BLAS.gemm(transB: true, m: o, n: k, k: pb, a: dyb, lda: p, b: pointwise ? image + r0 * wo : col, ldb: pointwise ? p : pb,
+                                  beta: 1, c: dw, ldc: k, split: workers == 1)
+                        guard inputGradient else { continue }
+                        // Pointwise: the band's input gradient is written straight into dx (bands are disjoint columns).
+                        BLAS.gemm(transA: true, m: k, n: pb, k: o, a: store.value(weight), lda: k, b: dyb, ldb: p,
+                                  c: pointwise ? dimage + r0 * wo : dcol, ldc: pointwise ? p : pb, split: workers == 1)
+                        if !pointwise { one.col2im(dcol, rows: r0 ..< r1, into: dimage, parallel: workers == 1) }
                     }
                 }
             }

@@ -100,20 +100,16 @@ struct Winograd {
             let locals = (0 ..< workers).map { _ in Tensor(shape: [16 * o * c]) }
             for parity in 0 ..< 2 {
                 let mine = Array(Swift.stride(from: parity, to: plan.blocks.count, by: 2))
-                Parallel.forRange(min(workers, mine.count)) { range in
-                    let s = Scratch(self, tiles: plan.rowsPerBlock * tw)
+                Parallel.forWorkers(mine.count, workers: min(workers, mine.count)) { worker, range in
+                    let s = Scratch(self, tiles: plan.rowsPerBlock * tw), local = locals[worker].pointer
                     defer { withExtendedLifetime(s) {} }
-                    let count = min(workers, mine.count)
-                    for worker in range {
-                        let local = locals[worker].pointer
-                        for i in mine.count * worker / count ..< mine.count * (worker + 1) / count {
-                            let rows = plan.blocks[mine[i]]
-                            transformInput(x, rows: rows, channels: 0 ..< c, into: s.v, ld: s.ld)
-                            transformOutputGradient(dy, rows: rows, channels: 0 ..< o, into: s.m, ld: s.ld)
-                            multiplyBackward(u, s.m, s.v, accumulating: local, tiles: rows.count * tw, ld: s.ld, positions: 0 ..< 16,
-                                             inputGradient: dx != nil)
-                            if let dx { foldInputGradient(s.v, rows: rows, channels: 0 ..< c, into: dx, ld: s.ld) }
-                        }
+                    for i in range {
+                        let rows = plan.blocks[mine[i]]
+                        transformInput(x, rows: rows, channels: 0 ..< c, into: s.v, ld: s.ld)
+                        transformOutputGradient(dy, rows: rows, channels: 0 ..< o, into: s.m, ld: s.ld)
+                        multiplyBackward(u, s.m, s.v, accumulating: local, tiles: rows.count * tw, ld: s.ld, positions: 0 ..< 16,
+                                         inputGradient: dx != nil)
+                        if let dx { foldInputGradient(s.v, rows: rows, channels: 0 ..< c, into: dx, ld: s.ld) }
                     }
                 }
             }
