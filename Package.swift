@@ -49,22 +49,27 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"]), .brew(["openblas"])]),
 
         // Thin wrappers: C calls in, one Swift error type per library out. No policy.
-        .target(name: "SlideIO", dependencies: ["COpenSlide", "CTIFF", "CZlib"], swiftSettings: numeric),
+        .target(name: "SlideIO", dependencies: ["COpenSlide", "CTIFF", "CZlib", "Basics"], swiftSettings: numeric),
 
-        // Small shared pieces with no I/O.
+        // Small shared pieces: seeded randomness, durable atomic file writes and error kinds (Foundation only).
         .target(name: "Seeded", swiftSettings: strict),
+        .target(name: "Basics", swiftSettings: strict),
         .target(name: "Manifests", swiftSettings: strict),
 
         // Pure compute: tensors, layers, models, optimizers, safetensors. No slide or database I/O.
-        .target(name: "NN", dependencies: ["CBLAS", "Seeded"], swiftSettings: numeric),
+        .target(name: "NN", dependencies: ["CBLAS", "Seeded", "Basics"], swiftSettings: numeric),
 
         // Stages.
-        .target(name: "PatchGD", dependencies: ["NN", "Seeded", "SlideIO", "PatchIndex"], swiftSettings: strict),
+        // The training configuration is declared once as argument-parser option groups (TrainConfig), read from the
+        // command line, config files (YAML) and options.json alike.
+        .target(name: "PatchGD", dependencies: ["NN", "Seeded", "SlideIO", "PatchIndex", "Basics",
+                                                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                                                .product(name: "Yams", package: "Yams")], swiftSettings: strict),
         .target(name: "Ingest", dependencies: ["SlideIO", "Tissue", "PatchIndex", "Manifests"],
                 resources: [.copy("Presets")], swiftSettings: strict),
-        .target(name: "Pipeline", dependencies: ["PatchIndex", "Manifests", "Seeded", .product(name: "Yams", package: "Yams")],
+        .target(name: "Pipeline", dependencies: ["PatchIndex", "Manifests", "Seeded", "Basics", .product(name: "Yams", package: "Yams")],
                 swiftSettings: strict),
-        .target(name: "UltraMNIST", dependencies: ["SlideIO", "Seeded", "CZlib", "Manifests"], swiftSettings: numeric),
+        .target(name: "UltraMNIST", dependencies: ["SlideIO", "Seeded", "CZlib", "Manifests", "Basics"], swiftSettings: numeric),
 
         // Services.
         .target(name: "Tissue", dependencies: ["SlideIO"], swiftSettings: numeric),
@@ -72,7 +77,7 @@ let package = Package(
                 swiftSettings: strict),
 
         // Command-line pieces the executables share (output, JSON lines, reports).
-        .target(name: "GigapatchCLI", dependencies: ["SlideIO", "CBLAS", .product(name: "Yams", package: "Yams")], swiftSettings: strict),
+        .target(name: "GigapatchCLI", dependencies: ["SlideIO", "CBLAS"], swiftSettings: strict),
 
         // Executables: argument parsing only.
         .executableTarget(name: "gigapatch-inspect",
@@ -91,7 +96,7 @@ let package = Package(
                           swiftSettings: strict),
 
         .executableTarget(name: "gigapatch-ingest",
-                          dependencies: ["Ingest", "GigapatchCLI",
+                          dependencies: ["Ingest", "GigapatchCLI", "Basics",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: strict),
 
@@ -115,7 +120,6 @@ let package = Package(
 
         .executableTarget(name: "gigapatch-bench",
                           dependencies: ["SlideIO", "PatchIndex", "GigapatchCLI", "NN", "Seeded", "PatchGD",
-                                         .product(name: "GRDB", package: "GRDB.swift"),
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: strict),
 
@@ -130,11 +134,12 @@ let package = Package(
                                                         .product(name: "GRDB", package: "GRDB.swift")],
                     swiftSettings: strict),
         .testTarget(name: "PatchGDTests", dependencies: ["PatchGD", "NN", "Seeded", "SlideIO", "PatchIndex", "Ingest", "UltraMNIST",
-                                                         "Manifests", "TestSupport"], swiftSettings: strict),
+                                                         "Manifests", "TestSupport"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(name: "NNTests", dependencies: ["NN", "Seeded"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "PatchIndex", "Manifests", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "TissueTests", dependencies: ["Tissue", "SlideIO", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "ManifestsTests", dependencies: ["Manifests"], swiftSettings: strict),
+        .testTarget(name: "BasicsTests", dependencies: ["Basics"], swiftSettings: strict),
         .testTarget(name: "GigapatchCLITests", dependencies: ["GigapatchCLI", "SlideIO", "TestSupport"],
                     swiftSettings: strict),
     ]

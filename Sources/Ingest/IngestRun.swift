@@ -111,7 +111,7 @@ public enum IngestStage {
         let s = request.settings
         let tilingID = try index.tilingID(datasetID: datasetID, spec: TilingSpec(
             patchSize: s.patchSize, stride: s.stride ?? s.patchSize, level: s.mpp == nil ? (s.level ?? 0) : nil, targetMPP: s.mpp,
-            minTissue: s.minTissue, tissueMethod: s.tissue.method, paramsJSON: s.tilingKey))
+            minTissue: s.minTissue, tissueMethod: s.tissue.method, paramsJSON: s.tilingKey, defaultsJSON: IngestSettings().tilingKey))
         summary.tilingID = tilingID
         if let qc = request.qcDirectory { try FileManager.default.createDirectory(atPath: qc, withIntermediateDirectories: true) }
 
@@ -174,14 +174,10 @@ public enum IngestStage {
         if killAt == source.key { kill(getpid(), SIGKILL) }
         do {
             let qcPath = request.qcDirectory.map { "\($0)/\(source.key.replacingOccurrences(of: "/", with: "_")).png" }
-            var result = try SlideIngester.process(path: source.path, settings: request.settings, qcPath: qcPath)
-            for i in result.patches.indices {
-                result.patches[i].slideID = slideID
-                result.patches[i].tilingID = tilingID
-            }
+            let result = try SlideIngester.process(path: source.path, settings: request.settings, qcPath: qcPath)
             let g = result.grid
             try index.finish(slideID: slideID, tilingID: tilingID, metadata: result.metadata,
-                             grid: GridInfo(rows: g.rows, cols: g.cols, readLevel: g.readLevel, readSize: g.readSize), patches: result.patches)
+                             grid: GridInfo(rows: g.rows, cols: g.cols, readLevel: g.readLevel, readSize: g.readSize), cells: result.patches)
             let note = "grid \(g.rows) x \(g.cols) at level \(g.readLevel) (\(g.readSize) px read); \(result.tissueSummary)"
             return result.patches.isEmpty ? .empty(note: note) : .done(patches: result.patches.count, note: note)
         } catch {

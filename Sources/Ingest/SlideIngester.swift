@@ -8,7 +8,7 @@ public struct SlideResult: Sendable {
     public var metadata: SlideMetadata
     public var grid: GridPlan
     /// Kept patches (slide and tiling ids are filled in when stored).
-    public var patches: [PatchRecord]
+    public var patches: [PatchCell]
     public var tissueSummary: String
 }
 
@@ -29,7 +29,7 @@ public enum SlideIngester {
                                          parameters: settings.tissue)
         let scorer = PatchScorer(mask: mask)
         let keepAll = settings.tissue.method == "none"
-        var patches: [PatchRecord] = []
+        var patches: [PatchCell] = []
         for row in 0 ..< grid.rows {
             for col in 0 ..< grid.cols {
                 let (x, y) = grid.origin(row: row, col: col)
@@ -40,8 +40,7 @@ public enum SlideIngester {
                     if let limit = settings.maxGrayspace, s.grayspace > limit { continue }
                     if let limit = settings.maxBlack, s.black > limit { continue }
                 }
-                patches.append(PatchRecord(slideID: 0, tilingID: 0, level0X: x, level0Y: y, level: grid.readLevel, readSize: grid.readSize,
-                                           gridRow: row, gridCol: col, tissueFraction: keepAll ? 1 : min(1, s.tissue)))
+                patches.append(PatchCell(level0X: x, level0Y: y, gridRow: row, gridCol: col, tissueFraction: keepAll ? 1 : min(1, s.tissue)))
             }
         }
         if let qcPath {

@@ -3,7 +3,7 @@ import NN
 
 /// What a checkpoint must say so `gigapatch-predict` can rebuild the models and read patches the same way.
 public struct CheckpointInfo: Sendable, Equatable, Codable {
-    public var method: String
+    public var method: MethodChoice
     public var backbone: String
     public var latent: Int
     public var headFeatures: Int
@@ -19,8 +19,10 @@ public struct CheckpointInfo: Sendable, Equatable, Codable {
     public var tilingID: Int64
     /// The tiling's parameters (JSON), so a different index can be checked for the same tiling.
     public var tilingParams: String
+    /// The tiling's identity (`TilingIdentity`); nil in checkpoints from before identities (matched by parameters).
+    public var tilingIdentity: String?
     public var splitScheme: String
-    public var selectBy: String
+    public var selectBy: SelectBy
 }
 
 /// Where training stands: epochs finished and the best validation score so far.
@@ -40,18 +42,20 @@ enum Checkpoint {
         String(path.dropLast(".safetensors".count)) + ".optimizer.safetensors"
     }
 
-    static func save(_ parts: [(prefix: String, model: Model, optimizer: Optimizer)], info: CheckpointInfo, state: TrainerState,
+    static func save(_ parts: [(prefix: String, model: Model, optimizer: Optimizer?)], info: CheckpointInfo, state: TrainerState,
                      to path: String) throws {
+        let optimizers = parts.compactMap { part in part.optimizer.map { (prefix: part.prefix, optimizer: $0) } }
+        precondition(optimizers.count == parts.count, "a training checkpoint needs every model's optimizer")
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let infoJSON = String(decoding: try encoder.encode(info), as: UTF8.self)
         let stateJSON = String(decoding: try encoder.encode(state), as: UTF8.self)
         var optimizerMeta = ["epochs_done": String(state.epochsDone)]
-        for part in parts {
+        for part in optimizers {
             optimizerMeta[part.prefix + "optimizer"] = part.optimizer.kind.name
             optimizerMeta[part.prefix + "step"] = String(part.optimizer.stepCount)
         }
-        try Safetensors.write(parts.flatMap { $0.optimizer.tensors(prefix: $0.prefix) }, metadata: optimizerMeta, to: optimizerPath(path))
+        try Safetensors.write(optimizers.flatMap { $0.optimizer.tensors(prefix: $0.prefix) }, metadata: optimizerMeta, to: optimizerPath(path))
         try Safetensors.write(parts.flatMap { $0.model.tensors(prefix: $0.prefix) },
                               metadata: ["gigapatch": infoJSON, "trainer_state": stateJSON, "format": "pt",
                                          "architecture": "\(info.method):\(info.backbone)"], to: path)
@@ -64,13 +68,13 @@ enum Checkpoint {
         guard let infoJSON = metadata["gigapatch"], let stateJSON = metadata["trainer_state"],
               let info = try? JSONDecoder().decode(CheckpointInfo.self, from: Data(infoJSON.utf8)),
               let state = try? JSONDecoder().decode(TrainerState.self, from: Data(stateJSON.utf8)) else {
-            throw TrainingError("\(path): not a Gigapatch training checkpoint (no 'gigapatch' metadata); give a file from RUNDIR/checkpoints")
+            throw TrainingError("\(path): not a Gigapatch training checkpoint (no 'gigapatch' metadata); give a file from RUNDIR/checkpoints", kind: .corrupt)
         }
         return (info, state, tensors)
     }
 
     /// Loads weights into the models, and optimizer state when `optimizers` is true; returns the trainer state.
-    static func load(_ parts: [(prefix: String, model: Model, optimizer: Optimizer)], from path: String, optimizers: Bool) throws -> TrainerState {
+    static func load(_ parts: [(prefix: String, model: Model, optimizer: Optimizer?)], from path: String, optimizers: Bool) throws -> TrainerState {
         let (_, state, tensors) = try info(path)
         for part in parts { try part.model.load(tensors, prefix: part.prefix, path: path) }
         guard optimizers else { return state }
@@ -80,10 +84,11 @@ enum Checkpoint {
             throw TrainingError("\(statePath): optimizer state is from epoch \(meta["epochs_done"] ?? "?") but the weights are from epoch \(state.epochsDone) (interrupted while saving?); resume from best.safetensors or start again")
         }
         for part in parts {
-            guard meta[part.prefix + "optimizer"] == part.optimizer.kind.name, let step = meta[part.prefix + "step"].flatMap(Int.init) else {
-                throw TrainingError("\(statePath): optimizer state is for \(meta[part.prefix + "optimizer"] ?? "?"), the run uses \(part.optimizer.kind.name); resume with the run's own --optimizer")
+            guard let optimizer = part.optimizer else { preconditionFailure("loading optimizer state into a method built without optimizers") }
+            guard meta[part.prefix + "optimizer"] == optimizer.kind.name, let step = meta[part.prefix + "step"].flatMap(Int.init) else {
+                throw TrainingError("\(statePath): optimizer state is for \(meta[part.prefix + "optimizer"] ?? "?"), the run uses \(optimizer.kind.name); resume with the run's own --optimizer")
             }
-            try part.optimizer.load(moments, prefix: part.prefix, path: statePath, step: step)
+            try optimizer.load(moments, prefix: part.prefix, path: statePath, step: step)
         }
         return state
     }

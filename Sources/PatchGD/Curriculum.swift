@@ -70,8 +70,11 @@ public struct Curriculum: Sendable, Equatable {
     }
 
     /// Patch side for a stage, from the full patch side.
-    public static func side(_ patch: Int, stage: CurriculumStage) -> Int {
-        max(8, min(patch, Int((Double(patch) * Double(stage.resolution) / 224).rounded())))
+    public static func side(_ patch: Int, stage: CurriculumStage) -> Int { side(patch, resolution: stage.resolution) }
+
+    /// The side of a `patch` px view at `resolution` on the 224 scale (at least 8 px, at most the patch).
+    public static func side(_ patch: Int, resolution: Int) -> Int {
+        max(8, min(patch, Int((Double(patch) * Double(resolution) / 224).rounded())))
     }
 
     /// Parses "96:0,160:4,224:9" (resolution:magnitude per stage).

@@ -1,11 +1,17 @@
+import Basics
 import Foundation
 import PatchIndex
 import SlideIO
 
 /// An error of the training or prediction stage: what failed, where, and what to do.
-public struct TrainingError: Error, Sendable, CustomStringConvertible {
+public struct TrainingError: Error, Sendable, CustomStringConvertible, KindedError {
     public let message: String
-    public init(_ message: String) { self.message = message }
+    /// What kind of failure it is, for callers that act on it (a bad option, a missing file, a diverged run, ...).
+    public let kind: ErrorKind
+    public init(_ message: String, kind: ErrorKind = .other) {
+        self.message = message
+        self.kind = kind
+    }
     public var description: String { message }
 }
 

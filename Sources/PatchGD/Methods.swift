@@ -4,7 +4,7 @@ import Seeded
 import SlideIO
 
 /// How logits become a loss, classes and probabilities: softmax cross-entropy or cumulative (ordinal) bins.
-public enum LossKind: String, Sendable, Codable {
+public enum LossKind: String, Sendable, Codable, CaseIterable {
     case ce, ordinal
 
     /// Outputs the model needs for `classes` classes (K for cross-entropy, K - 1 cumulative bins for ordinal).
@@ -56,8 +56,8 @@ public struct TrainingView: Sendable, Equatable {
 
 /// A training method the trainer drives: PatchGD over patch grids, or GD on whole downscaled images.
 protocol TrainingMethod: AnyObject {
-    /// Models with their checkpoint prefixes and optimizers (one optimizer per model).
-    var parts: [(prefix: String, model: Model, optimizer: Optimizer)] { get }
+    /// Models with their checkpoint prefixes and optimizers (one per model; nil when built to predict only).
+    var parts: [(prefix: String, model: Model, optimizer: Optimizer?)] { get }
     /// Called before every optimizer step (schedule, clipping).
     var beforeStep: (() -> Void)? { get set }
     /// One training step on a mini-batch; returns the loss and the logits of the last forward pass.
@@ -82,7 +82,7 @@ final class PatchGDMethod: TrainingMethod {
         self.loss = loss
     }
 
-    var parts: [(prefix: String, model: Model, optimizer: Optimizer)] {
+    var parts: [(prefix: String, model: Model, optimizer: Optimizer?)] {
         [("backbone.", core.backbone, core.backboneOptimizer), ("head.", core.head, core.headOptimizer)]
     }
 
@@ -103,7 +103,7 @@ final class PatchGDMethod: TrainingMethod {
             }
             let patches = try reader.read(image.locations(of: cells), augmentations: augmentations)
             guard let view, let side = view.side else { return patches }
-            return LowResolution.apply(patches, side: Curriculum.side(reader.patchSize, stage: CurriculumStage(resolution: side, magnitude: 0)), method: view.lowPass)
+            return LowResolution.apply(patches, side: Curriculum.side(reader.patchSize, resolution: side), method: view.lowPass)
         }
         let prefetch: PatchPrefetcher = { b, cells in reader.prefetch(images[b].locations(of: cells)) }
         return (provide, prefetch)
@@ -132,13 +132,13 @@ final class PatchGDMethod: TrainingMethod {
 /// The GD baseline: the backbone trained end to end on each whole image downscaled to `imageSize` (letter-boxed in white).
 final class GDMethod: TrainingMethod {
     let model: Model
-    let optimizer: Optimizer
+    let optimizer: Optimizer?
     let images: WholeImageReader
     let seed: UInt64
     let loss: (Tensor, [Int]) -> LossResult
     var beforeStep: (() -> Void)?
 
-    init(model: Model, optimizer: Optimizer, images: WholeImageReader, seed: UInt64, loss: @escaping (Tensor, [Int]) -> LossResult) {
+    init(model: Model, optimizer: Optimizer?, images: WholeImageReader, seed: UInt64, loss: @escaping (Tensor, [Int]) -> LossResult) {
         self.model = model
         self.optimizer = optimizer
         self.images = images
@@ -146,16 +146,17 @@ final class GDMethod: TrainingMethod {
         self.loss = loss
     }
 
-    var parts: [(prefix: String, model: Model, optimizer: Optimizer)] { [("backbone.", model, optimizer)] }
+    var parts: [(prefix: String, model: Model, optimizer: Optimizer?)] { [("backbone.", model, optimizer)] }
 
     func train(_ batch: [TrainingImage], labels: [Int], epoch: Int, batch index: Int, view: TrainingView) throws -> (loss: Float, logits: Tensor) {
+        guard let optimizer else { preconditionFailure("GDMethod.train on a method built without an optimizer (prediction only)") }
         let augmentation = view.augmentation
         let augmentations = augmentation.isNone ? nil : batch.map {
             augmentation.draw(seed: SplitMix64(seed: seed).derived(UInt64(epoch), UInt64(bitPattern: $0.slideID)).state)
         }
         var x = try images.read(batch.map(\.path), augmentations: augmentations)
         if let side = view.side {
-            x = LowResolution.apply(x, side: Curriculum.side(images.size, stage: CurriculumStage(resolution: side, magnitude: 0)), method: view.lowPass)
+            x = LowResolution.apply(x, side: Curriculum.side(images.size, resolution: side), method: view.lowPass)
         }
         let rng = SplitMix64(seed: seed).derived(1, UInt64(epoch), UInt64(index))
         let ctx = Context(training: true, recordForBackward: true, seed: rng.state)
@@ -213,13 +214,4 @@ final class WholeImageReader: @unchecked Sendable {
         }
         return square
     }
-}
-
-/// Peak resident memory of this process (VmHWM), in MiB.
-public func peakResidentMiB() -> Double {
-    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
-    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-        return Double(line.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0) / 1024
-    }
-    return 0
 }

@@ -30,11 +30,13 @@ public struct PatchGDConfig: Sendable, Equatable {
     /// BatchNorm statistics of the training fill pass: running (evaluation mode) or each fill chunk's own (batch).
     public var fillStatistics: FillStatistics = .running
 
-    public init(sampling: Double = 1.0 / 8, patchesPerStep: Int? = nil, innerIterations: Int? = nil, accumulate: Bool = true) {
+    public init(sampling: Double = 1.0 / 8, patchesPerStep: Int? = nil, innerIterations: Int? = nil, accumulate: Bool = true,
+                fillStatistics: FillStatistics = .running) {
         self.sampling = sampling
         self.patchesPerStep = patchesPerStep
         self.innerIterations = innerIterations
         self.accumulate = accumulate
+        self.fillStatistics = fillStatistics
     }
 
     /// Patches recomputed per image per inner iteration for an image with `cells` patches.
@@ -89,14 +91,15 @@ public final class PatchGD {
     public let backbone: Model
     public let head: Model
     public var config: PatchGDConfig
-    public let backboneOptimizer: Optimizer
-    public let headOptimizer: Optimizer
+    /// nil for a core built only to predict (`fill` and the head); `trainStep` needs both.
+    public let backboneOptimizer: Optimizer?
+    public let headOptimizer: Optimizer?
     /// Patches encoded per backbone call during the fill pass (bounds the fill's memory).
     public var fillChunk = 64
     /// Called just before every optimizer step, with the gradients in place (learning-rate schedule, clipping).
     public var beforeStep: (() -> Void)?
 
-    public init(backbone: Model, head: Model, config: PatchGDConfig, backboneOptimizer: Optimizer, headOptimizer: Optimizer) {
+    public init(backbone: Model, head: Model, config: PatchGDConfig, backboneOptimizer: Optimizer?, headOptimizer: Optimizer?) {
         self.backbone = backbone
         self.head = head
         self.config = config
@@ -123,6 +126,7 @@ public final class PatchGD {
     /// One training step on a mini-batch; returns the mean loss.
     public func trainStep(_ grids: [PatchGrid], labels: [Int], patches: PatchProvider, prefetch: PatchPrefetcher? = nil,
                           rng: inout SplitMix64, loss: (Tensor, [Int]) -> LossResult, scale: Float = 1) throws -> PatchGDStepResult {
+        guard let backboneOptimizer, let headOptimizer else { preconditionFailure("PatchGD.trainStep on a core built without optimizers (prediction only)") }
         let orders = grids.map { $0.cells.shuffled(using: &rng) }
         let largest = grids.map(\.cells.count).max() ?? 0
         let iterations = config.iterations(cells: largest)

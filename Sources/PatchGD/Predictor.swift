@@ -1,28 +1,41 @@
+import ArgumentParser
 import Foundation
 import NN
 import PatchIndex
+
+/// The output forms of `gigapatch-predict`.
+public enum PredictionFormat: String, Sendable, CaseIterable, ExpressibleByArgument {
+    /// image_id, predicted, prob_0 ... prob_{K-1}, label
+    case csv
+    case json
+    /// PANDA's submission rows: image_id,isup_grade
+    case panda
+}
+
+/// Which slides of the index `gigapatch-predict` takes.
+public enum PredictionSplit: String, Sendable, CaseIterable, ExpressibleByArgument { case val, test, train, all }
 
 /// What `gigapatch-predict` is asked to do.
 public struct PredictOptions: Sendable {
     public var db: String
     public var checkpoint: String
     public var out: String
-    /// val | test | train | all
-    public var split: String = "val"
-    /// With `split == "val"`: take the slides of this fold instead of the split named val.
+    public var split: PredictionSplit = .val
+    /// With `split == .val`: take the slides of this fold instead of the split named val.
     public var valFold: Int?
-    /// csv | json | panda
-    public var format: String = "csv"
-    public var workers: Int = 0
+    public var format: PredictionFormat = .csv
+    /// Threads, patch cache and fill chunk (the options `gigapatch-train` takes for the same).
+    public var compute: ComputeOptions
 
-    public init(db: String, checkpoint: String, out: String, split: String = "val", valFold: Int? = nil, format: String = "csv", workers: Int = 0) {
+    public init(db: String, checkpoint: String, out: String, split: PredictionSplit = .val, valFold: Int? = nil, format: PredictionFormat = .csv,
+                compute: ComputeOptions = .parsedDefaults) {
         self.db = db
         self.checkpoint = checkpoint
         self.out = out
         self.split = split
         self.valFold = valFold
         self.format = format
-        self.workers = workers
+        self.compute = compute
     }
 }
 
@@ -49,18 +62,14 @@ public struct PredictSummary: Sendable {
 
 /// Runs a checkpoint over slides of the index and exports one row per slide.
 public enum Predictor {
-    public static let formats = ["csv", "json", "panda"]
-    public static let splits = ["val", "test", "train", "all"]
-
     /// Predicts, writes `out` atomically and stores the predictions in the index.
     /// - Throws: `TrainingError` for bad options, an unusable checkpoint or database; unreadable slides are skipped, not fatal.
     public static func run(_ options: PredictOptions, log: (String) -> Void = { _ in }) throws -> PredictSummary {
-        guard formats.contains(options.format) else { throw TrainingError("invalid option: --format must be csv, json or panda, not '\(options.format)'") }
-        guard splits.contains(options.split) else { throw TrainingError("invalid option: --split must be val, test, train or all, not '\(options.split)'") }
+        try options.compute.validate()
         BLAS.configure()
-        if options.workers > 0 { Parallel.threads = options.workers }
+        if options.compute.workers > 0 { Parallel.threads = options.compute.workers }
         guard FileManager.default.fileExists(atPath: options.checkpoint) else {
-            throw TrainingError("\(options.checkpoint): no such checkpoint; give RUNDIR/checkpoints/best.safetensors or last.safetensors")
+            throw TrainingError("\(options.checkpoint): no such checkpoint; give RUNDIR/checkpoints/best.safetensors or last.safetensors", kind: .missingFile)
         }
         let (info, state, _) = try Checkpoint.info(options.checkpoint)
         let index = try PatchIndex.existing(at: options.db)
@@ -69,19 +78,15 @@ public enum Predictor {
                                          maxGrid: info.maxGrid, oversize: info.oversize)
         let images = data.images.filter { image in
             switch options.split {
-            case "all": return true
-            case "val": return options.valFold.map { image.fold == $0 } ?? (image.split == "val")
-            default: return image.split == options.split
+            case .all: return true
+            case .val: return options.valFold.map { image.fold == $0 } ?? (image.split == "val")
+            case .train, .test: return image.split == options.split.rawValue
             }
         }
         guard !images.isEmpty else {
-            throw TrainingError("\(options.db): no ingested slide of dataset '\(info.dataset)' is in split '\(options.split)'\(options.valFold.map { " (fold \($0))" } ?? ""); choose another --split")
+            throw TrainingError("\(options.db): no ingested slide of dataset '\(info.dataset)' is in split '\(options.split.rawValue)'\(options.valFold.map { " (fold \($0))" } ?? ""); choose another --split")
         }
-        var trainOptions = TrainOptions()
-        trainOptions.method = info.method
-        trainOptions.backbone = info.backbone
-        trainOptions.augment = false
-        let method = try Trainer.makeMethod(info: info, options: trainOptions)
+        let method = ModelFactory.method(info, seed: 0, compute: options.compute, training: nil)
         _ = try Checkpoint.load(method.parts, from: options.checkpoint, optimizers: false)
 
         var predictions: [SlidePrediction] = [], rows: [PredictionRow] = []
@@ -92,7 +97,7 @@ public enum Predictor {
                 log("skipped \(image.key): \(image.path) is missing (moved or deleted since ingest?)")
                 continue
             }
-            if image.grid.cells.isEmpty && info.method == "patchgd" {
+            if image.grid.cells.isEmpty && info.method == .patchgd {
                 skipped.append((image.key, "no patches"))
                 continue
             }
@@ -111,11 +116,11 @@ public enum Predictor {
         try write(predictions, classes: info.classes, format: options.format, to: options.out)
 
         let runID: Int64
-        if let id = state.runID, let run = try index.run(id: id), run.method == info.method, try index.runID(directory: runDirectory(of: options.checkpoint)) == id {
+        if let id = state.runID, let run = try index.run(id: id), run.method == info.method.rawValue, try index.runID(directory: runDirectory(of: options.checkpoint)) == id {
             runID = id
         } else {
             runID = try index.beginRun(datasetID: data.datasetID, name: "predict \((options.checkpoint as NSString).lastPathComponent)",
-                                       directory: runDirectory(of: options.checkpoint), method: info.method,
+                                       directory: runDirectory(of: options.checkpoint), method: info.method.rawValue,
                                        paramsJSON: "{\"checkpoint\":\"\(absolute(options.checkpoint))\"}")
             try index.finishRun(id: runID, status: "done")
         }
@@ -135,22 +140,21 @@ public enum Predictor {
         guard let datasetID = try index.existingDatasetID(named: info.dataset) else {
             throw TrainingError("\(index.path): no dataset '\(info.dataset)' (the checkpoint's); ingest the slides into it with the same parameters")
         }
-        let tilings = try index.tilings(datasetID: datasetID)
-        if let same = tilings.first(where: { $0.paramsJSON == info.tilingParams }) { return same.id }
+        if let same = try index.tiling(datasetID: datasetID, matchingParams: info.tilingParams, identity: info.tilingIdentity) { return same }
         throw TrainingError("\(index.path): dataset '\(info.dataset)' has no tiling with the checkpoint's parameters (\(info.tilingParams)); ingest with the same preset and options")
     }
 
     /// Writes predictions as CSV (image_id, predicted, prob_0..prob_{K-1}, label), JSON, or PANDA's image_id,isup_grade.
-    public static func write(_ predictions: [SlidePrediction], classes: Int, format: String, to path: String) throws {
+    public static func write(_ predictions: [SlidePrediction], classes: Int, format: PredictionFormat, to path: String) throws {
         let text: String
         switch format {
-        case "json":
+        case .json:
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
             text = String(decoding: try encoder.encode(predictions), as: UTF8.self) + "\n"
-        case "panda":
+        case .panda:
             text = (["image_id,isup_grade"] + predictions.map { "\(csvField($0.imageID)),\($0.predicted)" }).joined(separator: "\n") + "\n"
-        default:
+        case .csv:
             let header = ["image_id", "predicted"] + (0 ..< classes).map { "prob_\($0)" } + ["label"]
             let lines = predictions.map { p in
                 ([csvField(p.imageID), String(p.predicted)] + p.probabilities.map { String(format: "%.6f", $0) } + [p.label.map(String.init) ?? ""])

@@ -9,10 +9,15 @@ public struct TilingSpec: Sendable, Equatable {
     public var targetMPP: Double?
     public var minTissue: Double
     public var tissueMethod: String
-    /// Every parameter as canonical JSON (sorted keys); equal JSON means the same tiling.
+    /// Every parameter as canonical JSON (sorted keys).
     public var paramsJSON: String
+    /// Every parameter at its default, as the code that wrote `paramsJSON` has them (JSON).
+    public var defaultsJSON: String
+    /// What identifies the tiling (`TilingIdentity`): parameters away from their defaults.
+    public var identity: String { TilingIdentity.of(params: paramsJSON, defaults: defaultsJSON) }
 
-    public init(patchSize: Int, stride: Int, level: Int?, targetMPP: Double?, minTissue: Double, tissueMethod: String, paramsJSON: String) {
+    public init(patchSize: Int, stride: Int, level: Int?, targetMPP: Double?, minTissue: Double, tissueMethod: String, paramsJSON: String,
+                defaultsJSON: String = "{}") {
         self.patchSize = patchSize
         self.stride = stride
         self.level = level
@@ -20,6 +25,7 @@ public struct TilingSpec: Sendable, Equatable {
         self.minTissue = minTissue
         self.tissueMethod = tissueMethod
         self.paramsJSON = paramsJSON
+        self.defaultsJSON = defaultsJSON
     }
 }
 
@@ -90,17 +96,37 @@ extension PatchIndex {
     /// Crashes a slide may cause (left `running` by a dead process) before it is marked failed and skipped.
     public static let maximumCrashes = 2
 
-    /// The tiling with these parameters in the dataset, created when new.
+    /// The tiling of the dataset with this identity (`TilingIdentity`), created when new. Tilings written before
+    /// identities existed get theirs here, from their parameters and the spec's defaults.
     public func tilingID(datasetID: Int64, spec: TilingSpec) throws -> Int64 {
         try writer.write { db in
-            if let id = try Int64.fetchOne(db, sql: "SELECT id FROM tilings WHERE dataset_id = ? AND params_key = ?",
-                                           arguments: [datasetID, spec.paramsJSON]) { return id }
+            for row in try Row.fetchAll(db, sql: "SELECT id, params FROM tilings WHERE dataset_id = ? AND identity IS NULL", arguments: [datasetID]) {
+                try db.execute(sql: "UPDATE tilings SET identity = ?, defaults = ? WHERE id = ?",
+                               arguments: [TilingIdentity.of(params: row["params"], defaults: spec.defaultsJSON), spec.defaultsJSON, row["id"] as Int64])
+            }
+            if let id = try Int64.fetchOne(db, sql: "SELECT id FROM tilings WHERE dataset_id = ? AND identity = ? ORDER BY id",
+                                           arguments: [datasetID, spec.identity]) { return id }
             try db.execute(sql: """
-                INSERT INTO tilings (dataset_id, params_key, patch_size, stride, level, target_mpp, min_tissue, tissue_method, params)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO tilings (dataset_id, params_key, patch_size, stride, level, target_mpp, min_tissue, tissue_method, params, identity, defaults)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [datasetID, spec.paramsJSON, spec.patchSize, spec.stride, spec.level, spec.targetMPP,
-                                 spec.minTissue, spec.tissueMethod, spec.paramsJSON])
+                                 spec.minTissue, spec.tissueMethod, spec.paramsJSON, spec.identity, spec.defaultsJSON])
             return db.lastInsertedRowID
+        }
+    }
+
+    /// The tiling of a dataset that a checkpoint was trained on: by its recorded identity, else by its parameters
+    /// normalised with each tiling's stored defaults, else (tilings from before identities) by equal parameters.
+    public func tiling(datasetID: Int64, matchingParams params: String, identity: String?) throws -> Int64? {
+        try writer.read { db in
+            for row in try Row.fetchAll(db, sql: "SELECT id, params, identity, defaults FROM tilings WHERE dataset_id = ? ORDER BY id",
+                                        arguments: [datasetID]) {
+                let stored: String? = row["identity"], defaults: String? = row["defaults"], own: String = row["params"]
+                if let identity, identity == stored { return row["id"] }
+                if let stored, let defaults, TilingIdentity.of(params: params, defaults: defaults) == stored { return row["id"] }
+                if own == params { return row["id"] }
+            }
+            return nil
         }
     }
 
@@ -156,8 +182,8 @@ extension PatchIndex {
         }
     }
 
-    /// Stores a slide's patches and final status (`done`, or `empty` without patches) in one transaction.
-    public func finish(slideID: Int64, tilingID: Int64, metadata: SlideMetadata, grid: GridInfo, patches: [PatchRecord]) throws {
+    /// Stores a slide's kept cells and final status (`done`, or `empty` without patches) in one transaction.
+    public func finish(slideID: Int64, tilingID: Int64, metadata: SlideMetadata, grid: GridInfo, cells patches: [PatchCell]) throws {
         try writer.write { db in
             try db.execute(sql: """
                 UPDATE slides SET vendor = ?, width = ?, height = ?, level_count = ?, mpp_x = ?, mpp_y = ?, mpp_source = ?, quick_hash = ?
@@ -170,7 +196,7 @@ extension PatchIndex {
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
             for p in patches {
-                try insert.execute(arguments: [slideID, tilingID, p.level0X, p.level0Y, p.level, p.readSize, p.gridRow, p.gridCol, p.tissueFraction])
+                try insert.execute(arguments: [slideID, tilingID, p.level0X, p.level0Y, grid.readLevel, grid.readSize, p.gridRow, p.gridCol, p.tissueFraction])
             }
             try db.execute(sql: """
                 UPDATE slide_tilings SET status = ?, error = NULL, patch_count = ?, grid_rows = ?, grid_cols = ?, read_level = ?, read_size = ?,

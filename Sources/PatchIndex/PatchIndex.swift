@@ -21,8 +21,9 @@ public struct PatchIndexError: Error, Sendable, CustomStringConvertible {
 public final class PatchIndex: Sendable {
     /// The database file path, or ":memory:".
     public let path: String
-    /// GRDB's connection: a pool (WAL, concurrent readers) for files, a queue for in-memory databases.
-    public let writer: any DatabaseWriter
+    /// GRDB's connection: a pool (WAL, concurrent readers) for files, a queue for in-memory databases. Internal: every
+    /// other module goes through the named queries, so this module is the only one that writes SQL.
+    let writer: any DatabaseWriter
 
     /// Opens (creating if absent) the index at `path` and migrates it.
     public init(path: String) throws {

@@ -85,3 +85,21 @@ public struct PatchRecord: Codable, Sendable, Equatable, FetchableRecord, Mutabl
 
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 }
+
+/// One kept cell of a slide's grid, as ingest hands it to the index: where the patch is and how much tissue it holds.
+/// The level read and the size read there are the grid's (`GridInfo`), the slide and tiling the call's.
+public struct PatchCell: Sendable, Equatable {
+    public var level0X: Int
+    public var level0Y: Int
+    public var gridRow: Int
+    public var gridCol: Int
+    public var tissueFraction: Double
+
+    public init(level0X: Int, level0Y: Int, gridRow: Int, gridCol: Int, tissueFraction: Double) {
+        self.level0X = level0X
+        self.level0Y = level0Y
+        self.gridRow = gridRow
+        self.gridCol = gridCol
+        self.tissueFraction = tissueFraction
+    }
+}

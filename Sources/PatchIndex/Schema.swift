@@ -7,7 +7,8 @@ import GRDB
 /// slides          a slide file in a dataset: path, size + mtime (+ optional hash), vendor, level-0 size, mpp and its source
 /// slide_labels    a slide's class index plus free fields (JSON: PANDA's data_provider, gleason_score, ...)
 /// splits          train/val/test and fold number of a slide under a named split scheme
-/// tilings         the parameters that produced a patch grid (patch size, stride, level or mpp, tissue filter)
+/// tilings         the parameters that produced a patch grid (patch size, stride, level or mpp, tissue filter) and
+///                 their identity (a hash of the parameters away from their defaults)
 /// slide_tilings   ingest status of one slide under one tiling: pending/running/done/empty/failed, error, attempts
 /// patches         one kept patch: level-0 x/y, level read, size read at that level, grid row/col, tissue fraction
 /// runs            a training run: method, parameters (JSON), start/end, status
@@ -124,6 +125,13 @@ public enum Schema {
                 t.column("created_at", .datetime).notNull().defaults(sql: "CURRENT_TIMESTAMP")
                 t.primaryKey(["run_id", "slide_id"])
             }
+        }
+        migrator.registerMigration("v2: tiling identity (a hash of the parameters away from their defaults)") { db in
+            try db.alter(table: "tilings") { t in
+                t.add(column: "identity", .text)                 // TilingIdentity; filled for older rows by the next ingest
+                t.add(column: "defaults", .jsonText)             // the parameters' defaults when the identity was made
+            }
+            try db.create(index: "tilings_by_identity", on: "tilings", columns: ["dataset_id", "identity"])
         }
         return migrator
     }

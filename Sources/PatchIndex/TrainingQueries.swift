@@ -10,6 +10,8 @@ public struct TilingInfo: Sendable, Equatable {
     public var targetMPP: Double?
     /// Every parameter as canonical JSON.
     public var paramsJSON: String
+    /// `TilingIdentity` (nil for a tiling from before identities that no ingest has touched since).
+    public var identity: String?
     /// Slides ingested (`done`) under it.
     public var doneSlides: Int
 }
@@ -57,12 +59,12 @@ extension PatchIndex {
     public func tilings(datasetID: Int64) throws -> [TilingInfo] {
         try writer.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT t.id, t.patch_size, t.stride, t.level, t.target_mpp, t.params,
+                SELECT t.id, t.patch_size, t.stride, t.level, t.target_mpp, t.params, t.identity,
                        (SELECT count(*) FROM slide_tilings st WHERE st.tiling_id = t.id AND st.status = 'done') AS done
                 FROM tilings t WHERE t.dataset_id = ? ORDER BY t.id
                 """, arguments: [datasetID]).map {
                 TilingInfo(id: $0["id"], patchSize: $0["patch_size"], stride: $0["stride"], level: $0["level"],
-                           targetMPP: $0["target_mpp"], paramsJSON: $0["params"], doneSlides: $0["done"])
+                           targetMPP: $0["target_mpp"], paramsJSON: $0["params"], identity: $0["identity"], doneSlides: $0["done"])
             }
         }
     }
@@ -177,6 +179,34 @@ extension PatchIndex {
                 ON CONFLICT(slide_id, scheme) DO UPDATE SET split = excluded.split, fold = excluded.fold
                 """)
             for a in assignments { try statement.execute(arguments: [a.slideID, scheme, a.split, a.fold]) }
+        }
+    }
+}
+
+/// Where one indexed patch is, with its slide's path: what a plain read loop needs.
+public struct PatchLocationRow: Sendable, Equatable {
+    public var path: String
+    public var level0X: Int
+    public var level0Y: Int
+    public var level: Int
+    public var readSize: Int
+}
+
+extension PatchIndex {
+    /// The newest tiling of the index, or nil when it has none.
+    public func newestTilingID() throws -> Int64? {
+        try writer.read { try Int64.fetchOne($0, sql: "SELECT max(id) FROM tilings") }
+    }
+
+    /// Every patch of a tiling with its slide's path, slide by slide in grid order (benchmarks' read loops).
+    public func patchLocations(tilingID: Int64) throws -> [PatchLocationRow] {
+        try writer.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT s.path, p.level0_x, p.level0_y, p.level, p.read_size FROM patches p JOIN slides s ON s.id = p.slide_id
+                WHERE p.tiling_id = ? ORDER BY p.slide_id, p.grid_row, p.grid_col
+                """, arguments: [tilingID]).map {
+                PatchLocationRow(path: $0["path"], level0X: $0["level0_x"], level0Y: $0["level0_y"], level: $0["level"], readSize: $0["read_size"])
+            }
         }
     }
 }

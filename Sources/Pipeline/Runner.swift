@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 /// A file or folder a stage read or wrote, as recorded in `run.json`.
@@ -237,14 +238,7 @@ public final class PipelineRunner {
     }
 
     static func atomicWrite(_ data: Data, to path: String) throws {
-        let temp = "\(path).tmp-\(ProcessInfo.processInfo.processIdentifier)"
-        do {
-            try data.write(to: URL(fileURLWithPath: temp))
-            guard rename(temp, path) == 0 else { throw CocoaError(.fileWriteUnknown) }
-        } catch {
-            try? FileManager.default.removeItem(atPath: temp)
-            throw PipelineError("\(path): cannot write (\(error))")
-        }
+        do { try AtomicFile.write(data, to: path) } catch { throw PipelineError("\(error)") }
     }
 
     /// Runs a command with the terminal's output; returns its exit status.

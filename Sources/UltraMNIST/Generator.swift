@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 import Manifests
 import Seeded
@@ -172,12 +173,7 @@ public enum UltraMNISTGenerator {
     }
 
     static func atomicWrite(_ data: Data, to path: String) throws {
-        let temp = "\(path).tmp-\(ProcessInfo.processInfo.processIdentifier)"
-        try data.write(to: URL(fileURLWithPath: temp))
-        guard rename(temp, path) == 0 else {
-            try? FileManager.default.removeItem(atPath: temp)
-            throw UltraMNISTError("\(path): cannot write (rename failed: \(String(cString: strerror(errno))))")
-        }
+        do { try AtomicFile.write(data, to: path) } catch { throw UltraMNISTError("\(error)") }
     }
 }
 

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import GigapatchCLI
-import GRDB
 import PatchGD
 import PatchIndex
 import SlideIO
@@ -28,13 +27,8 @@ struct ReadPatches: ParsableCommand {
 
     func run() throws {
         let index = try PatchIndex(path: db)
-        let rows = try index.writer.read { db -> [(String, Int, Int, Int, Int)] in
-            let tilingID = try tiling ?? Int64.fetchOne(db, sql: "SELECT max(id) FROM tilings") ?? 0
-            return try Row.fetchAll(db, sql: """
-                SELECT s.path, p.level0_x, p.level0_y, p.level, p.read_size FROM patches p JOIN slides s ON s.id = p.slide_id
-                WHERE p.tiling_id = ? ORDER BY p.slide_id, p.grid_row, p.grid_col
-                """, arguments: [tilingID]).map { ($0[0], $0[1], $0[2], $0[3], $0[4]) }
-        }
+        let tilingID = try tiling ?? index.newestTilingID() ?? 0
+        let rows = try index.patchLocations(tilingID: tilingID).map { ($0.path, $0.level0X, $0.level0Y, $0.level, $0.readSize) }
         let patches = limit.map { Array(rows.prefix($0)) } ?? rows
         guard !patches.isEmpty else { throw ValidationError("no patches in that tiling") }
         if let export {

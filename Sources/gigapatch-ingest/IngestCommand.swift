@@ -1,3 +1,4 @@
+import Basics
 import ArgumentParser
 import Foundation
 import GigapatchCLI
@@ -79,9 +80,10 @@ struct IngestCommand: ParsableCommand {
         if let summary {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            let temp = summary + ".tmp"
-            try encoder.encode(result).write(to: URL(fileURLWithPath: temp))
-            guard rename(temp, summary) == 0 else { throw ValidationError("cannot write \(summary)") }
+            do { try AtomicFile.write(try encoder.encode(result), to: summary) } catch {
+                FileHandle.standardError.write(Data("gigapatch-ingest: \(error)\n".utf8))
+                throw ExitCode(1)
+            }
         }
         if result.slides.failed > 0 { throw ExitCode(1) }
     }

@@ -14,16 +14,20 @@ struct PredictCommand: ParsableCommand {
             and skipped.
             """)
 
-    @Option(help: "Patch index holding the slides (the dataset and tiling the checkpoint was trained on).") var db: String
+    @OptionGroup(title: "Patch index") var index: IndexOptions
     @Option(help: "Checkpoint written by gigapatch-train (RUNDIR/checkpoints/best.safetensors).") var checkpoint: String
     @Option(help: "Output file.") var out: String
-    @Option(help: "Slides to predict: val, test, train or all.") var split: String = "val"
+    @Option(help: "Slides to predict: val, test, train or all.") var split: PredictionSplit = .val
     @Option(help: "Predict the slides of this fold (with --split val).") var valFold: Int?
-    @Option(help: "csv, json or panda (image_id,isup_grade).") var format: String = "csv"
-    @Option(help: "Compute threads (default: every core).") var workers: Int = 0
+    @Option(help: "csv, json or panda (image_id,isup_grade).") var format: PredictionFormat = .csv
+    @OptionGroup(title: "Compute") var compute: ComputeOptions
+
+    func validate() throws {
+        guard !index.db.isEmpty else { throw ValidationError("--db is required (the patch index holding the slides)") }
+    }
 
     func run() throws {
-        let options = PredictOptions(db: db, checkpoint: checkpoint, out: out, split: split, valFold: valFold, format: format, workers: workers)
+        let options = PredictOptions(db: index.db, checkpoint: checkpoint, out: out, split: split, valFold: valFold, format: format, compute: compute)
         do {
             let summary = try Predictor.run(options) { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
             print("\(summary.predictions.count) slides predicted -> \(out)" + (summary.skipped.isEmpty ? "" : "; \(summary.skipped.count) skipped (see above)"))

@@ -1,7 +1,7 @@
 import Foundation
 import GRDB
 import Manifests
-import PatchIndex
+@testable import PatchIndex
 import SlideIO
 import TestSupport
 import Testing

@@ -55,8 +55,8 @@ struct CurriculumTests {
         let costs = zip(c.stages, c.batches).map { Double($1) * pow(Double($0.resolution) / 224, 2) }
         #expect(costs.allSatisfy { abs($0 - 100) < 0.5 })
         // In epochs of 100 mini-batches: stage 0 spans epochs 1-6, the run 23 epochs.
-        let options = { () -> TrainOptions in var o = TrainOptions(); o.curriculum = "efficienttrain"; o.epochs = 10; o.batchSize = 4; return o }()
-        let plan = try! Trainer.Plan(options: options, trainCount: 400)
+        let options = { () -> TrainConfig in var o = TrainConfig.defaults; o.curriculum = .efficienttrain; o.epochs = 10; o.batchSize = 4; return o }()
+        let plan = try! TrainingSchedule(options: options, trainCount: 400)
         #expect(plan.batchesPerEpoch == 100 && plan.epochs == 23)
         #expect(Curriculum.side(128, stage: c.stages[0]) == 55 && Curriculum.side(128, stage: c.stages[9]) == 128)
     }
@@ -65,18 +65,18 @@ struct CurriculumTests {
     /// schedule's value at the same compute.
     @Test func learningRateIsContinuousAcrossStages() {
         let c = Curriculum(epochs: 10, batchesPerEpoch: 100)
-        var previous = Trainer.lrFactor(schedule: "cosine", progress: c.progress(at: 0), warmup: 0.05)
+        var previous = TrainingSchedule.lrFactor(schedule: .cosine, progress: c.progress(at: 0), warmup: 0.05)
         var largest: Float = 0
         for g in 1 ..< c.totalBatches {
-            let f = Trainer.lrFactor(schedule: "cosine", progress: c.progress(at: g), warmup: 0.05)
+            let f = TrainingSchedule.lrFactor(schedule: .cosine, progress: c.progress(at: g), warmup: 0.05)
             largest = max(largest, abs(f - previous))
             previous = f
         }
         #expect(largest < 0.02, "largest step between mini-batches \(largest)")
         // At the start of stage 7 (full resolution) 60% of the compute is spent: the plain run's factor at 60%.
         #expect(abs(c.progress(at: c.starts[6]) - 0.6) < 1e-3)
-        let plain = Trainer.lrFactor(schedule: "cosine", progress: 0.6, warmup: 0.05)
-        #expect(abs(Trainer.lrFactor(schedule: "cosine", progress: c.progress(at: c.starts[6]), warmup: 0.05) - plain) < 1e-3)
+        let plain = TrainingSchedule.lrFactor(schedule: .cosine, progress: 0.6, warmup: 0.05)
+        #expect(abs(TrainingSchedule.lrFactor(schedule: .cosine, progress: c.progress(at: c.starts[6]), warmup: 0.05) - plain) < 1e-3)
     }
 
     /// RS2: every example exactly once per 1/r epochs, no repeats within an epoch, a fresh order each round.
@@ -93,8 +93,8 @@ struct CurriculumTests {
         let drawn = (0 ..< 10).flatMap { t.epoch($0) }
         #expect((0 ..< 10).allSatisfy { Set(t.epoch($0)).count == 3 })
         #expect(Set(drawn.prefix(9)).count == 9)
-        let options = { () -> TrainOptions in var o = TrainOptions(); o.subsetFraction = 0.5; o.epochs = 6; o.batchSize = 2; return o }()
-        let plan = try! Trainer.Plan(options: options, trainCount: 10)
+        let options = { () -> TrainConfig in var o = TrainConfig.defaults; o.subsetFraction = 0.5; o.epochs = 6; o.batchSize = 2; return o }()
+        let plan = try! TrainingSchedule(options: options, trainCount: 10)
         #expect(plan.batchesPerEpoch == 3 && plan.totalBatches == 18)   // the schedule counts the reduced epochs
     }
 }

@@ -74,12 +74,12 @@ struct DatasetTests {
             Issue.record("slide not started"); return
         }
         // Tissue at rows 2...7, cols 3...5 with a hole at (4, 4).
-        var patches: [PatchRecord] = []
+        var patches: [PatchCell] = []
         for r in 2 ... 7 { for c in 3 ... 5 where !(r == 4 && c == 4) {
-            patches.append(PatchRecord(slideID: slideID, tilingID: tiling, level0X: c * 16, level0Y: r * 16, level: 0, readSize: 16, gridRow: r, gridCol: c, tissueFraction: 1))
+            patches.append(PatchCell(level0X: c * 16, level0Y: r * 16, gridRow: r, gridCol: c, tissueFraction: 1))
         } }
         try index.finish(slideID: slideID, tilingID: tiling, metadata: SlideMetadata(vendor: nil, width: 160, height: 160, levelCount: 1, mppX: nil, mppY: nil, mppSource: "unknown", quickHash: nil),
-                         grid: GridInfo(rows: 10, cols: 10, readLevel: 0, readSize: 16), patches: patches)
+                         grid: GridInfo(rows: 10, cols: 10, readLevel: 0, readSize: 16), cells: patches)
         let full = try PatchDataset.load(index: index, dataset: nil, tilingID: nil, maxGrid: 64).images[0]
         #expect(full.grid.rows == 6 && full.grid.cols == 3 && full.rowOffset == 2 && full.colOffset == 3)
         #expect(full.grid.cells.count == 17 && !full.grid.cells.contains(2 * 3 + 1))   // (4,4) -> (2,1) absent

@@ -61,8 +61,8 @@ struct TrainerFixture {
     }
 
     /// Options for a fast tiny run.
-    func options(_ out: String, epochs: Int = 2) -> TrainOptions {
-        var o = TrainOptions()
+    func options(_ out: String, epochs: Int = 2) -> TrainConfig {
+        var o = TrainConfig.defaults
         o.db = db
         o.out = dir.file(out)
         o.backbone = "tiny"
@@ -75,7 +75,7 @@ struct TrainerFixture {
         o.lr = 3e-3
         o.normalization = "mnist"
         o.seed = 7
-        o.selectBy = "accuracy"
+        o.selectBy = .accuracy
         return o
     }
 }
@@ -86,7 +86,7 @@ struct TrainerTests {
         let f = try TrainerFixture.ultraMNIST(trainPerClass: 3)
         var o = f.options("run", epochs: 8)
         o.augment = false
-        o.schedule = "constant"
+        o.schedule = .constant
         let summary = try Trainer(options: o).run()
         #expect(summary.epochs.count == 8)
         // An epoch is a few steps on 30 images, so single epochs' losses swing by +-0.1, and how they swing depends
@@ -113,7 +113,7 @@ struct TrainerTests {
         o.batchSize = 8
         let summary = try Trainer(options: o).run()
         #expect(summary.epochs.last!.trainLoss < summary.epochs.first!.trainLoss)
-        let result = try Predictor.run(PredictOptions(db: f.db, checkpoint: summary.lastCheckpoint, out: f.dir.file("train.csv"), split: "train"))
+        let result = try Predictor.run(PredictOptions(db: f.db, checkpoint: summary.lastCheckpoint, out: f.dir.file("train.csv"), split: .train))
         #expect(result.predictions.count == 8)
         #expect(result.metrics?.accuracy == 1, "training accuracy \(result.metrics?.accuracy ?? -1)")
     }
@@ -154,7 +154,7 @@ struct TrainerTests {
     func resumeInTheMiddleOfACurriculum(lowPass: LowPassMethod) throws {
         let f = try TrainerFixture.positional(train: 8, val: 2)
         var o = f.options("straight", epochs: 2)
-        o.curriculum = "efficienttrain"
+        o.curriculum = .efficienttrain
         o.curriculumStages = "112:0,224:1"   // stage 0: 2 x (224/112)^2 = 8 mini-batches at half resolution, stage 1: 2
         o.lowPass = lowPass
         let straight = try Trainer(options: o).run()
@@ -176,9 +176,10 @@ struct TrainerTests {
         let f = try TrainerFixture.positional(train: 4, val: 2)
         var o = f.options("run", epochs: 1)
         o.fillChunk = 3
-        let method = try #require(try Trainer.makeMethod(info: CheckpointInfo(method: "patchgd", backbone: "tiny", latent: 16, headFeatures: 16,
+        let info = CheckpointInfo(method: .patchgd, backbone: "tiny", latent: 16, headFeatures: 16,
             headDropout: 0, classes: 2, loss: .ce, normalization: .mnist, patchSize: 32, imageSize: 64, maxGrid: 8, oversize: .crop,
-            dataset: "test", tilingID: 1, tilingParams: "{}", splitScheme: "default", selectBy: "accuracy"), options: o) as? PatchGDMethod)
+            dataset: "test", tilingID: 1, tilingParams: "{}", splitScheme: "default", selectBy: .accuracy)
+        let method = try #require(ModelFactory.method(info, seed: o.seed, compute: o.compute, training: TrainingSetup(o)) as? PatchGDMethod)
         #expect(method.core.fillChunk == 3)
         let data = try PatchDataset.load(index: try PatchIndex.existing(at: f.db), dataset: nil, tilingID: nil, maxGrid: 8)
         let images = Array(data.images.prefix(2))
@@ -208,7 +209,7 @@ struct TrainerTests {
     @Test func nonFiniteLossStopsAndKeepsLastGoodCheckpoint() throws {
         let f = try TrainerFixture.positional(train: 4, val: 2)
         var o = f.options("run", epochs: 2)
-        o.optimizer = "sgd"
+        o.optimizer = .sgd
         let first = Trainer(options: o)
         first.stopAfterEpochs = 1
         _ = try first.run()
@@ -228,14 +229,14 @@ struct TrainerTests {
     @Test func gdBaselineTrainsOnDownscaledWholeImages() throws {
         let f = try TrainerFixture.positional(train: 4, val: 2)
         var o = f.options("gd", epochs: 2)
-        o.method = "gd"
+        o.method = .gd
         o.imageSize = 64
         let summary = try Trainer(options: o).run()
         #expect(summary.epochs.count == 2 && summary.epochs.allSatisfy { $0.trainLoss.isFinite })
         let (info, _, tensors) = try Checkpoint.info(summary.lastCheckpoint)
-        #expect(info.method == "gd" && info.imageSize == 64)
+        #expect(info.method == .gd && info.imageSize == 64)
         #expect(tensors.keys.allSatisfy { $0.hasPrefix("backbone.") })
-        let predictions = try Predictor.run(PredictOptions(db: f.db, checkpoint: summary.lastCheckpoint, out: f.dir.file("gd.json"), format: "json"))
+        let predictions = try Predictor.run(PredictOptions(db: f.db, checkpoint: summary.lastCheckpoint, out: f.dir.file("gd.json"), format: .json))
         #expect(predictions.predictions.count == 2)
     }
 
@@ -256,7 +257,7 @@ struct TrainerTests {
         let stored = try PatchIndex.existing(at: f.db).predictions(runID: result.runID)
         #expect(stored.map(\.predicted).sorted() == result.predictions.map(\.predicted).sorted())
         // PANDA form
-        try Predictor.write(result.predictions, classes: 2, format: "panda", to: f.dir.file("sub.csv"))
+        try Predictor.write(result.predictions, classes: 2, format: .panda, to: f.dir.file("sub.csv"))
         let panda = try CSVTable(text: String(contentsOfFile: f.dir.file("sub.csv"), encoding: .utf8))
         #expect(panda.header == ["image_id", "isup_grade"] && panda.rows.count == 4)
     }

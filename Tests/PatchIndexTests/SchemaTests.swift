@@ -1,6 +1,6 @@
 import Foundation
 import GRDB
-import PatchIndex
+@testable import PatchIndex
 import TestSupport
 import Testing
 

@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 /// An error reading or writing weights, naming the file and the tensors at fault.
@@ -5,20 +6,6 @@ public struct WeightsError: Error, Sendable, CustomStringConvertible {
     public let path: String
     public let message: String
     public var description: String { "\(path): weights: \(message)" }
-}
-
-/// Writes a whole file so readers see the old or the new content, never a part: a temporary name beside it, then a rename.
-public enum AtomicFile {
-    public static func write(_ data: Data, to path: String) throws {
-        let temp = "\(path).tmp-\(ProcessInfo.processInfo.processIdentifier)"
-        do {
-            try data.write(to: URL(fileURLWithPath: temp))
-            guard rename(temp, path) == 0 else { throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path]) }
-        } catch {
-            try? FileManager.default.removeItem(atPath: temp)
-            throw error
-        }
-    }
 }
 
 /// The safetensors format: 8-byte little-endian header length, a JSON header

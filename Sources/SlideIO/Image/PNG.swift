@@ -1,3 +1,4 @@
+import Basics
 import CZlib
 import Foundation
 
@@ -29,12 +30,7 @@ public enum PNG {
 
     /// Writes `raster` as a PNG file atomically (temporary name, then rename).
     public static func write(_ raster: Raster, to path: String) throws {
-        let temp = "\(path).tmp-\(ProcessInfo.processInfo.processIdentifier)"
-        try encode(raster).write(to: URL(fileURLWithPath: temp))
-        guard rename(temp, path) == 0 else {
-            try? FileManager.default.removeItem(atPath: temp)
-            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
-        }
+        try AtomicFile.write(encode(raster), to: path)
     }
 
     private static func chunk(_ type: String, _ body: Data, into data: inout Data) {

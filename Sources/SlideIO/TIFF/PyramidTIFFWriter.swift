@@ -1,3 +1,4 @@
+import Basics
 import CTIFF
 import Foundation
 
@@ -105,81 +106,81 @@ public enum PyramidTIFFWriter {
             throw TIFFError(path: path, message: "JPEG quality must be 1...100, got \(q)")
         }
         let sizes = levelSizes(width: width, height: height, options: options)
-        let token = "\(ProcessInfo.processInfo.processIdentifier)-\(UInt32.random(in: 0 ... .max))"
-        let mainPath = "\(path).tmp-\(token)"
-        var temporaries = [mainPath]
-        defer { for file in temporaries { try? FileManager.default.removeItem(atPath: file) } }
+        // The main file is written under a temporary name, synced and renamed into place (AtomicFile); the reduced levels
+        // are built in temporary files of their own and copied in after level 0.
+        try AtomicFile.replace(path) { mainPath in
+            let token = "\(ProcessInfo.processInfo.processIdentifier)-\(UInt32.random(in: 0 ... .max))"
+            var temporaries: [String] = []
+            defer { for file in temporaries { try? FileManager.default.removeItem(atPath: file) } }
 
-        let big = width * height * channels > Int(Int32.max) / 2
-        let main = try TIFFFile(path: mainPath, mode: big ? "w8" : "w")
-        var bands: [Band] = []
-        for k in 1 ..< sizes.count {
-            let tempPath = "\(path).level\(k).tmp-\(token)"
-            temporaries.append(tempPath)
-            let file = try TIFFFile(path: tempPath, mode: big ? "w8" : "w")
-            try setUpDirectory(file, width: sizes[k].width, height: sizes[k].height, channels: channels, tileWidth: t, tileHeight: t,
-                               compression: .deflate, level: k, options: options)
-            bands.append(Band(level: k, width: sizes[k].width, height: sizes[k].height, channels: channels, tileSize: t, file: file))
-        }
+            let big = width * height * channels > Int(Int32.max) / 2
+            let main = try TIFFFile(path: mainPath, mode: big ? "w8" : "w")
+            var bands: [Band] = []
+            for k in 1 ..< sizes.count {
+                let tempPath = "\(path).level\(k).tmp-\(token)"
+                temporaries.append(tempPath)
+                let file = try TIFFFile(path: tempPath, mode: big ? "w8" : "w")
+                try setUpDirectory(file, width: sizes[k].width, height: sizes[k].height, channels: channels, tileWidth: t, tileHeight: t,
+                                   compression: .deflate, level: k, options: options)
+                bands.append(Band(level: k, width: sizes[k].width, height: sizes[k].height, channels: channels, tileSize: t, file: file))
+            }
 
-        // Level 0: render, write, and reduce each tile into level 1's band.
-        let shape0 = tileShape(width: width, height: height, tileSize: t)
-        try setUpDirectory(main, width: width, height: height, channels: channels, tileWidth: shape0.width, tileHeight: shape0.height,
-                           compression: options.compression, level: 0, options: options)
-        let tileBytes = t * t * channels
-        let tile = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: tileBytes)
-        defer { tile.deallocate() }
-        let tilesDown = (height + t - 1) / t, tilesAcross = (width + t - 1) / t
-        var smallLevel0 = shape0 == (t, t) ? nil : Raster(width: width, height: height, channels: channels)
-        for ty in 0 ..< tilesDown {
-            for tx in 0 ..< tilesAcross {
-                tile.initialize(repeating: 255)
-                let request = TileRequest(x: tx * t, y: ty * t, width: min(t, width - tx * t), height: min(t, height - ty * t), tileSize: t)
-                try source(request, tile)
-                if smallLevel0 != nil {
-                    smallLevel0!.paste(UnsafeBufferPointer(tile), tileSize: t, atX: tx * t, y: ty * t)
-                } else {
-                    try writeTile(main, x: tx * t, y: ty * t, pixels: UnsafeMutableRawPointer(tile.baseAddress!), bytes: tileBytes)
+            // Level 0: render, write, and reduce each tile into level 1's band.
+            let shape0 = tileShape(width: width, height: height, tileSize: t)
+            try setUpDirectory(main, width: width, height: height, channels: channels, tileWidth: shape0.width, tileHeight: shape0.height,
+                               compression: options.compression, level: 0, options: options)
+            let tileBytes = t * t * channels
+            let tile = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: tileBytes)
+            defer { tile.deallocate() }
+            let tilesDown = (height + t - 1) / t, tilesAcross = (width + t - 1) / t
+            var smallLevel0 = shape0 == (t, t) ? nil : Raster(width: width, height: height, channels: channels)
+            for ty in 0 ..< tilesDown {
+                for tx in 0 ..< tilesAcross {
+                    tile.initialize(repeating: 255)
+                    let request = TileRequest(x: tx * t, y: ty * t, width: min(t, width - tx * t), height: min(t, height - ty * t), tileSize: t)
+                    try source(request, tile)
+                    if smallLevel0 != nil {
+                        smallLevel0!.paste(UnsafeBufferPointer(tile), tileSize: t, atX: tx * t, y: ty * t)
+                    } else {
+                        try writeTile(main, x: tx * t, y: ty * t, pixels: UnsafeMutableRawPointer(tile.baseAddress!), bytes: tileBytes)
+                    }
+                    if let first = bands.first {
+                        first.reduce(from: UnsafePointer(tile.baseAddress!), stride: t * channels, columns: t, rows: t,
+                                     factor: d, toColumn: tx * t / d, row: (ty % d) * t / d)
+                    }
                 }
-                if let first = bands.first {
-                    first.reduce(from: UnsafePointer(tile.baseAddress!), stride: t * channels, columns: t, rows: t,
-                                 factor: d, toColumn: tx * t / d, row: (ty % d) * t / d)
+                if !bands.isEmpty && ((ty + 1) % d == 0 || ty == tilesDown - 1) {
+                    try flush(bands, index: 0, bandRow: ty / d, factor: d)
                 }
             }
-            if !bands.isEmpty && ((ty + 1) % d == 0 || ty == tilesDown - 1) {
-                try flush(bands, index: 0, bandRow: ty / d, factor: d)
-            }
-        }
-        if let smallLevel0 { try writeRetiled(main, smallLevel0, tileWidth: shape0.width, tileHeight: shape0.height, level: 0) }
-        guard TIFFWriteDirectory(main.tif) == 1 else { throw main.error("cannot write level 0 directory") }
+            if let smallLevel0 { try writeRetiled(main, smallLevel0, tileWidth: shape0.width, tileHeight: shape0.height, level: 0) }
+            guard TIFFWriteDirectory(main.tif) == 1 else { throw main.error("cannot write level 0 directory") }
 
-        // Reduced levels: copy each temporary into the output with the requested compression.
-        for band in bands {
-            let tempPath = temporaries[band.level]
-            band.file = nil // closes and finalises the temporary
-            let temp = try TIFFFile(path: tempPath, mode: "r")
-            let shape = tileShape(width: band.width, height: band.height, tileSize: t)
-            try setUpDirectory(main, width: band.width, height: band.height, channels: channels, tileWidth: shape.width,
-                               tileHeight: shape.height, compression: options.compression, level: band.level, options: options)
-            var small = shape == (t, t) ? nil : Raster(width: band.width, height: band.height, channels: channels)
-            for index in 0 ..< Int(TIFFNumberOfTiles(temp.tif)) {
-                guard TIFFReadEncodedTile(temp.tif, UInt32(index), tile.baseAddress, tmsize_t(tileBytes)) >= 0 else {
-                    throw temp.error("cannot read back tile \(index) of level \(band.level)")
+            // Reduced levels: copy each temporary into the output with the requested compression.
+            for band in bands {
+                let tempPath = temporaries[band.level - 1]
+                band.file = nil // closes and finalises the temporary
+                let temp = try TIFFFile(path: tempPath, mode: "r")
+                let shape = tileShape(width: band.width, height: band.height, tileSize: t)
+                try setUpDirectory(main, width: band.width, height: band.height, channels: channels, tileWidth: shape.width,
+                                   tileHeight: shape.height, compression: options.compression, level: band.level, options: options)
+                var small = shape == (t, t) ? nil : Raster(width: band.width, height: band.height, channels: channels)
+                for index in 0 ..< Int(TIFFNumberOfTiles(temp.tif)) {
+                    guard TIFFReadEncodedTile(temp.tif, UInt32(index), tile.baseAddress, tmsize_t(tileBytes)) >= 0 else {
+                        throw temp.error("cannot read back tile \(index) of level \(band.level)")
+                    }
+                    if small != nil {
+                        small!.paste(UnsafeBufferPointer(tile), tileSize: t, atX: (index % band.tilesAcross) * t, y: (index / band.tilesAcross) * t)
+                    } else if TIFFWriteEncodedTile(main.tif, UInt32(index), tile.baseAddress, tmsize_t(tileBytes)) < 0 {
+                        throw main.error("cannot write tile \(index) of level \(band.level)")
+                    }
                 }
-                if small != nil {
-                    small!.paste(UnsafeBufferPointer(tile), tileSize: t, atX: (index % band.tilesAcross) * t, y: (index / band.tilesAcross) * t)
-                } else if TIFFWriteEncodedTile(main.tif, UInt32(index), tile.baseAddress, tmsize_t(tileBytes)) < 0 {
-                    throw main.error("cannot write tile \(index) of level \(band.level)")
-                }
+                if let small { try writeRetiled(main, small, tileWidth: shape.width, tileHeight: shape.height, level: band.level) }
+                guard TIFFWriteDirectory(main.tif) == 1 else { throw main.error("cannot write level \(band.level) directory") }
             }
-            if let small { try writeRetiled(main, small, tileWidth: shape.width, tileHeight: shape.height, level: band.level) }
-            guard TIFFWriteDirectory(main.tif) == 1 else { throw main.error("cannot write level \(band.level) directory") }
-        }
-        guard TIFFFlush(main.tif) == 1 else { throw main.error("cannot flush") }
-        withExtendedLifetime(main) {}
-        _ = consume main
-        guard rename(mainPath, path) == 0 else {
-            throw TIFFError(path: path, message: "cannot rename \(mainPath) into place: \(String(cString: strerror(errno)))")
+            guard TIFFFlush(main.tif) == 1 else { throw main.error("cannot flush") }
+            withExtendedLifetime(main) {}
+            _ = consume main
         }
     }
 

@@ -1,0 +1,23 @@
+import ArgumentParser
+
+/// The closed choices of the training configuration: typed on the command line (`ExpressibleByArgument`, so
+/// `--help` lists the values and a wrong one is refused with them), in config files and in `options.json`.
+
+/// patchgd: PatchGD over patch grids; gd: the backbone on the whole image downscaled to `--image-size`.
+public enum MethodChoice: String, Sendable, Codable, CaseIterable, ExpressibleByArgument { case patchgd, gd }
+
+public enum OptimizerChoice: String, Sendable, Codable, CaseIterable, ExpressibleByArgument { case sgd, adam, adamw }
+
+/// The learning-rate schedule after warm-up.
+public enum ScheduleChoice: String, Sendable, Codable, CaseIterable, ExpressibleByArgument { case constant, cosine, linear, step }
+
+/// The validation metric that picks `best.safetensors`.
+public enum SelectBy: String, Sendable, Codable, CaseIterable, ExpressibleByArgument { case kappa, accuracy }
+
+/// none, or EfficientTrain++ (low resolution and weak augmentation first, in stages of equal compute).
+public enum CurriculumChoice: String, Sendable, Codable, CaseIterable, ExpressibleByArgument { case none, efficienttrain }
+
+extension LossKind: ExpressibleByArgument {}
+extension FillStatistics: ExpressibleByArgument {}
+extension OversizePolicy: ExpressibleByArgument {}
+extension LowPassMethod: ExpressibleByArgument {}

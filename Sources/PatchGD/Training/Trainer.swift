@@ -1,0 +1,243 @@
+import Foundation
+import NN
+import PatchIndex
+import Seeded
+
+/// Progress within an epoch, for a terminal line.
+public struct TrainProgress: Sendable {
+    public var epoch: Int
+    public var epochs: Int
+    public var batch: Int
+    public var batches: Int
+    public var loss: Double
+    /// Patches (PatchGD) or images (GD) per second in this epoch.
+    public var rate: Double
+    public var elapsed: Double
+}
+
+/// The outcome of a run.
+public struct TrainSummary: Sendable {
+    public var runDirectory: String
+    public var epochs: [EpochMetrics]
+    public var bestEpoch: Int?
+    public var bestScore: Double?
+    public var lastCheckpoint: String
+    public var bestCheckpoint: String?
+}
+
+/// Runs `gigapatch-train`: loads the dataset from the patch index, trains PatchGD or GD, validates every epoch,
+/// and commits each epoch's checkpoints and metrics to the run directory. The loop asks `TrainingSchedule` what each
+/// mini-batch is (learning rate, view, examples) and `RunDirectory` where things go.
+///
+/// Determinism: every random choice (batch order, patch order, augmentation, dropout) is drawn from a generator
+/// derived from (seed, epoch, batch), never from a running stream, so a run resumed from the checkpoint of epoch e
+/// continues exactly as the uninterrupted run would (same thread count). An interrupted epoch is redone from its start.
+public final class Trainer {
+    public let options: TrainConfig
+    let log: (String) -> Void
+    let progress: ((TrainProgress) -> Void)?
+    /// Tests: stop (as if interrupted) after this many epochs have been checkpointed in this invocation.
+    var stopAfterEpochs: Int?
+
+    public init(options: TrainConfig, log: @escaping (String) -> Void = { _ in }, progress: ((TrainProgress) -> Void)? = nil) {
+        self.options = options
+        self.log = log
+        self.progress = progress
+    }
+
+    var directory: RunDirectory { RunDirectory(root: options.out) }
+    var lastPath: String { directory.lastPath }
+
+    /// Trains; with `resume`, continues the run in `--out` from its last checkpoint.
+    /// - Throws: `TrainingError` (bad options, empty splits, non-finite loss, ...), slide and weight errors naming the file.
+    public func run(resume: Bool = false) throws -> TrainSummary {
+        try options.validateForRun()
+        BLAS.configure()
+        if options.workers > 0 { Parallel.threads = options.workers }
+        let index = try PatchIndex.existing(at: options.db)
+        let data = try PatchDataset.load(index: index, dataset: options.dataset, tilingID: options.tiling, scheme: options.splitScheme,
+                                         maxGrid: options.maxGrid, oversize: options.oversize)
+        for note in data.notes { log("note: \(note)") }
+        let (train, val) = try splitImages(data)
+        let classes = options.classes ?? max(2, ((train + val).compactMap(\.label).max() ?? 1) + 1)
+        if let bad = (train + val).first(where: { ($0.label ?? 0) >= classes }) {
+            throw TrainingError("\(options.db): slide \(bad.key) has label \(bad.label!) but --classes is \(classes)", kind: .badData)
+        }
+        let info = CheckpointInfo(method: options.method, backbone: options.backbone, latent: options.latent, headFeatures: options.headFeatures,
+                                  headDropout: options.headDropout, classes: classes, loss: options.loss,
+                                  normalization: try options.model.normalizationValue(), patchSize: data.tiling.patchSize,
+                                  imageSize: options.imageSize, maxGrid: options.maxGrid, oversize: options.oversize, dataset: data.datasetName,
+                                  tilingID: data.tiling.id, tilingParams: data.tiling.paramsJSON, tilingIdentity: data.tiling.identity,
+                                  splitScheme: options.splitScheme,
+                                  selectBy: options.selectBy)
+        let run = directory
+        try run.prepare(resume: resume, options: options)
+        let method = ModelFactory.method(info, seed: options.seed, compute: options.compute, training: TrainingSetup(options))
+        var state = TrainerState(epochsDone: 0, bestScore: nil, bestEpoch: nil, runID: nil)
+        var history: [EpochMetrics] = []
+        if resume {
+            state = try run.resume(method.parts)
+            history = try run.history().filter { $0.epoch <= state.epochsDone }
+            log("resuming \(run.root) after epoch \(state.epochsDone) of \(options.epochs)")
+        } else if let initial = options.initWeights {
+            try method.parts[0].model.load(from: initial, skipping: ["fc.", "classifier."])
+            log("backbone initialised from \(initial) (final projection kept new)")
+        }
+        let runID = try run.beginRun(index: index, datasetID: data.datasetID, state: state, options: options)
+        state.runID = runID
+        log("\(options.method.rawValue) \(options.backbone): \(train.count) training and \(val.count) validation slides, \(classes) classes, tiling \(data.tiling.id) (\(data.tiling.patchSize) px patches)")
+        do {
+            let epochs = try trainEpochs(method, train: train, val: val, info: info, run: run, state: &state, history: &history)
+            try index.finishRun(id: runID, status: state.epochsDone >= epochs ? "done" : "interrupted")
+        } catch {
+            try? index.finishRun(id: runID, status: "failed", error: "\(error)")
+            throw error
+        }
+        return TrainSummary(runDirectory: run.root, epochs: history, bestEpoch: state.bestEpoch, bestScore: state.bestScore,
+                            lastCheckpoint: run.lastPath, bestCheckpoint: state.bestEpoch == nil ? nil : run.bestPath)
+    }
+
+    /// Training and validation images: by fold when `--val-fold` is set, else by split name. Unlabelled slides do not train.
+    func splitImages(_ data: PatchDataset) throws -> (train: [TrainingImage], val: [TrainingImage]) {
+        let usable = data.images.filter { !$0.grid.cells.isEmpty }
+        var train: [TrainingImage], val: [TrainingImage]
+        if let fold = options.valFold {
+            val = usable.filter { $0.fold == fold }
+            train = usable.filter { $0.fold != nil && $0.fold != fold && $0.split != "test" }
+        } else {
+            val = usable.filter { $0.split == options.valSplit }
+            train = usable.filter { $0.split == "train" }
+        }
+        let unlabelled = train.filter { $0.label == nil }.count
+        if unlabelled > 0 { log("note: \(unlabelled) training slides have no label and are left out") }
+        train = train.filter { $0.label != nil }
+        val = val.filter { $0.label != nil }
+        guard !train.isEmpty else {
+            var counts: [String: Int] = [:]
+            for image in usable { counts[image.split ?? "(none)", default: 0] += 1 }
+            let seen = counts.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")
+            throw TrainingError("\(options.db): no labelled training slides in dataset '\(data.datasetName)' (split scheme '\(options.splitScheme)'\(options.valFold.map { ", validation fold \($0)" } ?? ""); slides per split: \(seen)); give the manifest a split column or run gigapatch-split", kind: .badData)
+        }
+        return (train, val)
+    }
+
+    /// Trains from `state.epochsDone` to the end of the schedule (or `stopAfterEpochs`); returns the schedule's epoch count.
+    private func trainEpochs(_ method: TrainingMethod, train: [TrainingImage], val: [TrainingImage], info: CheckpointInfo, run: RunDirectory,
+                             state: inout TrainerState, history: inout [EpochMetrics]) throws -> Int {
+        let schedule = try TrainingSchedule(options: options, trainCount: train.count)
+        let stepper = StepHook(method: method, clip: options.clip.map { Float($0) })
+        if let c = schedule.curriculum {
+            log("curriculum: \(c.stages.count) stages of equal compute, \(c.batches.map(String.init).joined(separator: "/")) mini-batches at \(c.stages.map { "\($0.resolution)" }.joined(separator: "/")) px (224 scale), \(schedule.epochs) epochs")
+        }
+        let keptMessage = { (done: Int) in "The last good checkpoint \(done > 0 ? run.lastPath + " (epoch \(done))" : "(none yet)") is kept; lower --lr or set --clip" }
+        var epochsThisRun = 0
+        for epoch in state.epochsDone ..< schedule.epochs {
+            let start = Date()
+            let order = schedule.order(epoch: epoch, count: train.count)
+            let batches = schedule.batches(inEpoch: epoch)
+            var lossSum = 0.0, correct = 0, seen = 0, units = 0
+            for b in 0 ..< batches {
+                let g = epoch * schedule.batchesPerEpoch + b
+                stepper.factor = schedule.learningRateFactor(at: g)
+                let images = order[b * options.batchSize ..< min(order.count, (b + 1) * options.batchSize)].map { train[$0] }
+                let labels = images.map { $0.label! }
+                let (value, logits) = try method.train(images, labels: labels, epoch: epoch, batch: b, view: schedule.view(at: g))
+                if !value.isFinite || stepper.nonFinite || !method.parts.allSatisfy({ $0.model.store.valuesAreFinite() }) {
+                    throw TrainingError("non-finite loss (\(value)) at epoch \(epoch + 1), batch \(b + 1) (slides \(images.map(\.key).joined(separator: ", "))); stopped. \(keptMessage(state.epochsDone))", kind: .diverged)
+                }
+                lossSum += Double(value) * Double(images.count)
+                correct += zip(options.loss.predictions(logits), labels).filter { $0 == $1 }.count
+                seen += images.count
+                units += method.workUnits(images)
+                let elapsed = Date().timeIntervalSince(start)
+                progress?(TrainProgress(epoch: epoch + 1, epochs: schedule.epochs, batch: b + 1, batches: batches,
+                                        loss: lossSum / Double(seen), rate: Double(units) / max(elapsed, 1e-9), elapsed: elapsed))
+            }
+            let end = epoch * schedule.batchesPerEpoch + batches
+            var metrics = EpochMetrics(epoch: epoch + 1, trainLoss: lossSum / Double(max(1, seen)), trainAccuracy: Double(correct) / Double(max(1, seen)),
+                                       learningRate: Double(method.parts[0].optimizer?.groups[0].learningRate ?? 0), seconds: 0,
+                                       patchesPerSecond: 0, peakRSSMB: 0)
+            metrics.stageResolution = schedule.stage(at: end - 1)?.resolution
+            metrics.compute = schedule.progress(at: end)
+            if !val.isEmpty {
+                let evaluation = try evaluate(method, val, classes: info.classes)
+                metrics.valLoss = evaluation.loss
+                metrics.valAccuracy = evaluation.metrics.accuracy
+                metrics.valKappa = evaluation.metrics.kappa
+                metrics.valConfusion = evaluation.metrics.confusion
+                guard evaluation.loss.isFinite else {
+                    throw TrainingError("non-finite validation loss (\(evaluation.loss)) after epoch \(epoch + 1); stopped. \(keptMessage(state.epochsDone))", kind: .diverged)
+                }
+            }
+            metrics.seconds = Date().timeIntervalSince(start)
+            metrics.patchesPerSecond = Double(units) / max(1e-9, metrics.seconds)
+            metrics.peakRSSMB = peakResidentMiB()
+            state.epochsDone = epoch + 1
+            let score = options.selectBy == .accuracy ? metrics.valAccuracy : metrics.valKappa
+            let improved = score.map { s in state.bestScore.map { s > $0 } ?? true } ?? false
+            if improved {
+                state.bestScore = score
+                state.bestEpoch = epoch + 1
+            }
+            history.append(metrics)
+            try run.commit(epoch: method.parts, info: info, state: state, improved: improved, history: history)
+            log(summaryLine(metrics, epochs: schedule.epochs, improved: improved))
+            epochsThisRun += 1
+            if let stop = stopAfterEpochs, epochsThisRun >= stop, epoch + 1 < schedule.epochs { break }
+        }
+        return schedule.epochs
+    }
+
+    /// Loss and metrics on `images` in evaluation mode.
+    func evaluate(_ method: TrainingMethod, _ images: [TrainingImage], classes: Int) throws -> (loss: Double, metrics: ClassificationMetrics) {
+        var predicted: [Int] = [], actual: [Int] = [], lossSum = 0.0
+        for start in stride(from: 0, to: images.count, by: options.batchSize) {
+            let batch = Array(images[start ..< min(images.count, start + options.batchSize)])
+            let labels = batch.map { $0.label! }
+            let logits = try method.logits(batch)
+            lossSum += Double(options.loss.loss(logits, labels, smoothing: 0).loss) * Double(batch.count)
+            predicted += options.loss.predictions(logits)
+            actual += labels
+        }
+        return (lossSum / Double(images.count), ClassificationMetrics(actual: actual, predicted: predicted, classes: classes))
+    }
+
+    func summaryLine(_ m: EpochMetrics, epochs: Int, improved: Bool) -> String {
+        var s = String(format: "epoch %d/%d: train loss %.4f acc %.3f", m.epoch, epochs, m.trainLoss, m.trainAccuracy)
+        if let r = m.stageResolution { s += " (stage \(r) px)" }
+        if let vl = m.valLoss, let va = m.valAccuracy, let vk = m.valKappa { s += String(format: " | val loss %.4f acc %.3f kappa %.3f", vl, va, vk) }
+        s += String(format: " | %.0f s, %.0f patches/s, %.0f MiB", m.seconds, m.patchesPerSecond, m.peakRSSMB)
+        return improved ? s + " (best)" : s
+    }
+}
+
+/// What happens just before every optimizer step: the schedule's learning rate applied to every parameter group,
+/// gradient clipping, and a check that the gradients are finite.
+final class StepHook {
+    /// The schedule's factor for the current mini-batch (set by the loop before each step).
+    var factor: Float = 1
+    private(set) var nonFinite = false
+
+    init(method: TrainingMethod, clip: Float?) {
+        let parts = method.parts
+        let baseRates = parts.map { part in part.optimizer?.groups.map(\.learningRate) ?? [] }
+        method.beforeStep = { [self] in
+            for (p, part) in parts.enumerated() {
+                if let optimizer = part.optimizer {
+                    for g in optimizer.groups.indices { optimizer.groups[g].learningRate = baseRates[p][g] * self.factor }
+                }
+                if let clip { part.model.store.clipGradients(maxNorm: clip) }
+                if !part.model.store.gradientNorm().isFinite { self.nonFinite = true }
+            }
+        }
+    }
+}
+
+/// Peak resident memory of this process (VmHWM), in MiB.
+public func peakResidentMiB() -> Double {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        return Double(line.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0) / 1024
+    }
+    return 0
+}
