@@ -65,15 +65,16 @@ let package = Package(
         .target(name: "PatchGD", dependencies: ["NN", "Seeded", "SlideIO", "PatchIndex", "Basics",
                                                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                                 .product(name: "Yams", package: "Yams")], swiftSettings: strict),
-        .target(name: "Ingest", dependencies: ["SlideIO", "Tissue", "PatchIndex", "Manifests"],
+        .target(name: "Ingest", dependencies: ["SlideIO", "Tissue", "PatchIndex", "Manifests", "Basics"],
                 resources: [.copy("Presets")], swiftSettings: strict),
-        .target(name: "Pipeline", dependencies: ["PatchIndex", "Manifests", "Seeded", "Basics", .product(name: "Yams", package: "Yams")],
+        .target(name: "Splits", dependencies: ["PatchIndex", "Manifests", "Seeded", "Basics"], swiftSettings: strict),
+        .target(name: "Pipeline", dependencies: ["Basics", .product(name: "Yams", package: "Yams")],
                 swiftSettings: strict),
         .target(name: "UltraMNIST", dependencies: ["SlideIO", "Seeded", "CZlib", "Manifests", "Basics"], swiftSettings: numeric),
 
         // Services.
         .target(name: "Tissue", dependencies: ["SlideIO"], swiftSettings: numeric),
-        .target(name: "PatchIndex", dependencies: [.product(name: "GRDB", package: "GRDB.swift")],
+        .target(name: "PatchIndex", dependencies: ["Basics", .product(name: "GRDB", package: "GRDB.swift")],
                 swiftSettings: strict),
 
         // Command-line pieces the executables share (output, JSON lines, reports).
@@ -105,7 +106,7 @@ let package = Package(
                           swiftSettings: strict),
 
         .executableTarget(name: "gigapatch-split",
-                          dependencies: ["Pipeline", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          dependencies: ["Splits", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: strict),
 
         .executableTarget(name: "gigapatch-train",
@@ -140,6 +141,7 @@ let package = Package(
         .testTarget(name: "TissueTests", dependencies: ["Tissue", "SlideIO", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "ManifestsTests", dependencies: ["Manifests"], swiftSettings: strict),
         .testTarget(name: "BasicsTests", dependencies: ["Basics"], swiftSettings: strict),
+        .testTarget(name: "SplitsTests", dependencies: ["Splits"], swiftSettings: strict),
         .testTarget(name: "GigapatchCLITests", dependencies: ["GigapatchCLI", "SlideIO", "TestSupport"],
                     swiftSettings: strict),
     ]

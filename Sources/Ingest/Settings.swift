@@ -1,10 +1,15 @@
+import Basics
 import Foundation
 import Tissue
 
 /// An error of the ingest stage: a bad setting, preset or slide, with what to do.
-public struct IngestError: Error, Sendable, CustomStringConvertible {
+public struct IngestError: Error, Sendable, CustomStringConvertible, KindedError {
     public let message: String
-    public init(_ message: String) { self.message = message }
+    public let kind: ErrorKind
+    public init(_ message: String, kind: ErrorKind = .other) {
+        self.message = message
+        self.kind = kind
+    }
     public var description: String { message }
 }
 

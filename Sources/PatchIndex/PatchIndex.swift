@@ -1,14 +1,18 @@
+import Basics
 import Foundation
 import GRDB
 
 /// An error from the patch index database, naming the file and what to do.
-public struct PatchIndexError: Error, Sendable, CustomStringConvertible {
+public struct PatchIndexError: Error, Sendable, CustomStringConvertible, KindedError {
     public let path: String
     public let message: String
+    /// missing-file (no index there), corrupt (not a Gigapatch index, or cannot be migrated), or other.
+    public let kind: ErrorKind
 
-    public init(path: String, message: String) {
+    public init(path: String, message: String, kind: ErrorKind = .other) {
         self.path = path
         self.message = message
+        self.kind = kind
     }
 
     public var description: String { "\(path): patch index: \(message)" }
@@ -37,7 +41,7 @@ public final class PatchIndex: Sendable {
             writer = try DatabasePool(path: path, configuration: config)
             try Schema.migrator.migrate(writer)
         } catch {
-            throw PatchIndexError(path: path, message: "cannot open or migrate (\(error)); check the path is a writable SQLite file made by Gigapatch")
+            throw PatchIndexError(path: path, message: "cannot open or migrate (\(error)); check the path is a writable SQLite file made by Gigapatch", kind: .corrupt)
         }
     }
 
@@ -45,7 +49,7 @@ public final class PatchIndex: Sendable {
     /// - Throws: `PatchIndexError` naming the path and what to run when the file is absent.
     public static func existing(at path: String) throws -> PatchIndex {
         guard FileManager.default.fileExists(atPath: path) else {
-            throw PatchIndexError(path: path, message: "no such database; run gigapatch-ingest first, or check --db")
+            throw PatchIndexError(path: path, message: "no such database; run gigapatch-ingest first, or check --db", kind: .missingFile)
         }
         return try PatchIndex(path: path)
     }

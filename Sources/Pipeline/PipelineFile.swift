@@ -1,10 +1,15 @@
+import Basics
 import Foundation
 import Yams
 
 /// An error in a pipeline file or run: what, where, and what to do.
-public struct PipelineError: Error, Sendable, CustomStringConvertible {
+public struct PipelineError: Error, Sendable, CustomStringConvertible, KindedError {
     public let message: String
-    public init(_ message: String) { self.message = message }
+    public let kind: ErrorKind
+    public init(_ message: String, kind: ErrorKind = .other) {
+        self.message = message
+        self.kind = kind
+    }
     public var description: String { message }
 }
 
@@ -19,13 +24,44 @@ public struct StageKind: Sendable, Equatable {
     public var outputs: [String]
     /// Outputs whose contents later stages change (the patch index): only their existence is checked.
     public var sharedOutputs: [String]
+    /// How a stage retried after a failure (same fingerprint) continues: `flag` is added when `marker` exists under
+    /// the folder named by `option` (train: `--resume` when `out/checkpoints/last.safetensors` is there). Stages
+    /// without one resume by themselves (ingest and ultramnist skip finished work).
+    public var resume: Resume?
+    /// What a stage redone from scratch removes first: the path named by each option, with each suffix
+    /// (ingest: the patch index and its -wal and -shm files; train: the run folder).
+    public var cleanOnRedo: [Clean]
+
+    public struct Resume: Sendable, Equatable {
+        public var option: String
+        public var marker: String
+        public var flag: String
+    }
+
+    public struct Clean: Sendable, Equatable {
+        public var option: String
+        public var suffixes: [String]
+    }
+
+    public init(name: String, executable: String, inputs: [String], outputs: [String], sharedOutputs: [String], resume: Resume? = nil,
+                cleanOnRedo: [Clean] = []) {
+        self.name = name
+        self.executable = executable
+        self.inputs = inputs
+        self.outputs = outputs
+        self.sharedOutputs = sharedOutputs
+        self.resume = resume
+        self.cleanOnRedo = cleanOnRedo
+    }
 
     public static let all: [StageKind] = [
         StageKind(name: "ultramnist", executable: "gigapatch-ultramnist", inputs: ["mnist"], outputs: ["out"], sharedOutputs: []),
         StageKind(name: "ingest", executable: "gigapatch-ingest", inputs: ["slides", "manifest", "preset"],
-                  outputs: ["qc-dir", "summary"], sharedOutputs: ["db"]),
+                  outputs: ["qc-dir", "summary"], sharedOutputs: ["db"], cleanOnRedo: [Clean(option: "db", suffixes: ["", "-wal", "-shm"])]),
         StageKind(name: "split", executable: "gigapatch-split", inputs: ["manifest"], outputs: ["out"], sharedOutputs: ["db"]),
-        StageKind(name: "train", executable: "gigapatch-train", inputs: ["init", "config"], outputs: ["out"], sharedOutputs: ["db"]),
+        StageKind(name: "train", executable: "gigapatch-train", inputs: ["init", "config"], outputs: ["out"], sharedOutputs: ["db"],
+                  resume: Resume(option: "out", marker: "checkpoints/last.safetensors", flag: "--resume"),
+                  cleanOnRedo: [Clean(option: "out", suffixes: [""])]),
         StageKind(name: "predict", executable: "gigapatch-predict", inputs: ["checkpoint"], outputs: ["out"], sharedOutputs: ["db"]),
     ]
 

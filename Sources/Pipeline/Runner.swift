@@ -142,9 +142,9 @@ public final class PipelineRunner {
             record.reason = force.contains(stage.name) ? "forced" : retry ? "retrying after failure" : last == nil ? "never run" :
                 last!.fingerprint != fingerprint ? "inputs or parameters changed" : "outputs changed"
             var run = command
-            if stage.kind.name == "train", retry, let out = stage.text("out"),
-               fm.fileExists(atPath: (out as NSString).appendingPathComponent("checkpoints/last.safetensors")) {
-                run.append("--resume")
+            if retry, let resume = stage.kind.resume, let folder = stage.text(resume.option),
+               fm.fileExists(atPath: (folder as NSString).appendingPathComponent(resume.marker)) {
+                run.append(resume.flag)
             }
             if dryRun {
                 log("[\(stage.name)] would run (\(record.reason!)): \(Self.shellLine(run))")
@@ -202,12 +202,7 @@ public final class PipelineRunner {
     /// Removes what a redone stage rebuilds from scratch: the training run folder, the patch index of an ingest.
     func clean(_ stage: PipelineStage) throws {
         let fm = FileManager.default
-        var paths: [String] = []
-        switch stage.kind.name {
-        case "train": paths = [stage.text("out")].compactMap { $0 }
-        case "ingest": paths = stage.text("db").map { [$0, $0 + "-wal", $0 + "-shm"] } ?? []
-        default: break
-        }
+        let paths = stage.kind.cleanOnRedo.flatMap { clean in stage.text(clean.option).map { base in clean.suffixes.map { base + $0 } } ?? [] }
         for path in paths where fm.fileExists(atPath: path) {
             log("[\(stage.name)] removing \(path) (rebuilt from scratch)")
             try fm.removeItem(atPath: path)

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Pipeline
+import Splits
 
 /// `gigapatch-split`: stratified, seeded folds or train/val/test splits, to the patch index and/or a manifest.
 @main

@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 import Manifests
 import PatchIndex
@@ -38,10 +39,10 @@ public struct SplitSummary: Sendable {
 /// Assigns slides to stratified folds or train/val/test splits and writes them to the index and/or a manifest.
 public enum SplitStage {
     public static func run(_ request: SplitRequest, log: (String) -> Void = { _ in }) throws -> SplitSummary {
-        guard request.db != nil || request.manifest != nil else { throw PipelineError("give --db (slides of a patch index) or --manifest") }
-        if case .folds(let k) = request.plan, k < 2 { throw PipelineError("--folds must be at least 2") }
+        guard request.db != nil || request.manifest != nil else { throw SplitError("give --db (slides of a patch index) or --manifest") }
+        if case .folds(let k) = request.plan, k < 2 { throw SplitError("--folds must be at least 2") }
         if case .fractions(let a, let b, let c) = request.plan, a < 0 || b < 0 || c < 0 || a + b + c <= 0 {
-            throw PipelineError("--fractions must be three non-negative numbers train,val,test with a positive sum")
+            throw SplitError("--fractions must be three non-negative numbers train,val,test with a positive sum")
         }
         var items: [SplitItem] = [], unlabelled = 0
         var index: PatchIndex?, ids: [String: Int64] = [:]
@@ -51,7 +52,7 @@ public enum SplitStage {
             let names = try opened.datasetNames()
             let name = request.dataset ?? (names.count == 1 ? names[0] : "")
             guard let datasetID = try opened.existingDatasetID(named: name) else {
-                throw PipelineError("\(db): \(request.dataset == nil ? "choose a dataset with --dataset" : "no dataset '\(name)'"); the index has \(names.joined(separator: ", "))")
+                throw SplitError("\(db): \(request.dataset == nil ? "choose a dataset with --dataset" : "no dataset '\(name)'"); the index has \(names.joined(separator: ", "))")
             }
             for slide in try opened.labelledSlides(datasetID: datasetID) {
                 ids[slide.key] = slide.id
@@ -66,7 +67,7 @@ public enum SplitStage {
                 items.append(SplitItem(key: entry.key, label: label, group: try group(entry.fields, request, entry.key, source: path)))
             }
         }
-        guard !items.isEmpty else { throw PipelineError("\(request.db ?? request.manifest!): no labelled slides to split") }
+        guard !items.isEmpty else { throw SplitError("\(request.db ?? request.manifest!): no labelled slides to split") }
         if unlabelled > 0 { log("note: \(unlabelled) slides have no label and get no split") }
         let assignments = Splitter.assign(items, plan: request.plan, seed: request.seed)
         if let index {
@@ -79,7 +80,7 @@ public enum SplitStage {
                 let a = assignments[item.key]!
                 return [item.key, String(item.label), a.split, a.fold.map(String.init) ?? ""] + (request.groupBy != nil ? [item.group ?? ""] : [])
             }
-            try PipelineRunner.atomicWrite(Data(CSV.format(header: header, rows: rows).utf8), to: out)
+            do { try AtomicFile.write(CSV.format(header: header, rows: rows), to: out) } catch { throw SplitError("\(error)", kind: .unwritable) }
         }
         return SplitSummary(assignments: assignments, table: table(items, assignments), unlabelled: unlabelled)
     }
@@ -87,7 +88,7 @@ public enum SplitStage {
     static func group(_ fields: [String: String], _ request: SplitRequest, _ key: String, source: String) throws -> String? {
         guard let column = request.groupBy else { return nil }
         guard let value = fields[column], !value.isEmpty else {
-            throw PipelineError("\(source): slide \(key) has no '\(column)' (the --group-by column); fill it in or drop --group-by")
+            throw SplitError("\(source): slide \(key) has no '\(column)' (the --group-by column); fill it in or drop --group-by")
         }
         return value
     }
@@ -105,4 +106,15 @@ public enum SplitStage {
         }
         return lines.joined(separator: "\n")
     }
+}
+
+/// A split that cannot be made: what, where, and what to do.
+public struct SplitError: Error, Sendable, CustomStringConvertible, KindedError {
+    public let message: String
+    public let kind: ErrorKind
+    public init(_ message: String, kind: ErrorKind = .badOption) {
+        self.message = message
+        self.kind = kind
+    }
+    public var description: String { message }
 }

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import Pipeline
+@testable import Splits
 
 struct SplitterTests {
     /// 5 stratified folds: every fold holds each class's share within one slide, and the split is seeded.
