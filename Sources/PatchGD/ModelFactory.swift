@@ -20,6 +20,17 @@ public enum ModelFactory {
                                 dropout: Float(info.headDropout), seed: seed &+ 1)
     }
 
+    /// PatchGD's backbone and head built as a run with these settings builds them, for benchmarks and experiments that
+    /// have no checkpoint (cross-entropy over `classes`); nil for an unknown backbone.
+    public static func patchGDModels(backbone: String, latent: Int, headFeatures: Int = 256, headDropout: Double = 0.2, classes: Int,
+                                     seed: UInt64) -> (backbone: Model, head: Model)? {
+        guard Model.backbones.contains(backbone) else { return nil }
+        let info = CheckpointInfo(method: .patchgd, backbone: backbone, latent: latent, headFeatures: headFeatures, headDropout: headDropout,
+                                  classes: classes, loss: .ce, normalization: .imagenet, patchSize: 0, imageSize: 0, maxGrid: 0,
+                                  oversize: .crop, dataset: "", tilingID: 0, tilingParams: "{}", splitScheme: "", selectBy: .kappa)
+        return (self.backbone(info, seed: seed), head(info, seed: seed)!)
+    }
+
     /// The method for `info`: trainable when `training` is given, prediction-only (no optimizers) otherwise.
     static func method(_ info: CheckpointInfo, seed: UInt64, compute: ComputeOptions, training: TrainingSetup?) -> TrainingMethod {
         let backbone = backbone(info, seed: seed)

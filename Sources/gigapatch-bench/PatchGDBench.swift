@@ -29,8 +29,9 @@ struct PatchGDBench: ParsableCommand {
     func run() throws {
         BLAS.configure()
         Parallel.threads = threads
-        guard let net = Model.backbone(backbone, outputs: latent, seed: 1) else { throw ValidationError("unknown backbone \(backbone)") }
-        let head = PatchGDHead.make(latent: latent, classes: 10, seed: 2)
+        guard let (net, head) = ModelFactory.patchGDModels(backbone: backbone, latent: latent, classes: 10, seed: 1) else {
+            throw ValidationError("unknown backbone \(backbone); one of \(Model.backbones.joined(separator: ", "))")
+        }
         var side = size
         var provider: PatchProvider
         if let slide {
