@@ -15,6 +15,8 @@ struct TrainCommand: ParsableCommand {
             metrics.csv and checkpoints/{last,best}.safetensors (with optimizer state beside each).
             """)
 
+    /// Parsed here for --help and to refuse bad command-line values at once; the run's options are then resolved
+    /// from all layers (options.json, --config, the command line) by `TrainConfig.resolve`.
     @OptionGroup var options: TrainConfig
 
     func run() throws {

@@ -162,8 +162,8 @@ extension TrainConfig {
         let fromFile = try given.output.config.map { try arguments(fromFile: $0) } ?? []
         var saved: [String] = []
         if given.output.resume {
-            let fileOut = try given.output.config.map { try OptionMapping.load($0)["out"] as? String } ?? nil
-            let out = given.output.out.isEmpty ? fileOut ?? "" : given.output.out
+            // The run to resume is the one the later layers name (the config file, then the command line).
+            let out = try TrainConfig.parse(fromFile + commandLine).out
             guard !out.isEmpty else { throw TrainingError("invalid option: --resume needs --out RUNDIR", kind: .badOption) }
             let path = (out as NSString).appendingPathComponent("options.json")
             guard FileManager.default.fileExists(atPath: path) else {

@@ -65,7 +65,7 @@ struct RunDirectory {
         for path in [optionsPath, metricsPath, csvPath, lastPath, bestPath, Checkpoint.optimizerPath(lastPath), Checkpoint.optimizerPath(bestPath)] {
             AtomicFile.removeStaleTemporaries(beside: path)
         }
-        try write(try options.json() + "\n", to: optionsPath)
+        try atomicWrite(try options.json() + "\n", to: optionsPath)
     }
 
     /// The epochs recorded so far.
@@ -87,8 +87,8 @@ struct RunDirectory {
         encoder.outputFormatting = [.sortedKeys]
         encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         let lines = try history.map { String(decoding: try encoder.encode($0), as: UTF8.self) }
-        try write(lines.joined(separator: "\n") + "\n", to: metricsPath)
-        try write(([EpochMetrics.csvHeader] + history.map(\.csvRow)).joined(separator: "\n") + "\n", to: csvPath)
+        try atomicWrite(lines.joined(separator: "\n") + "\n", to: metricsPath)
+        try atomicWrite(([EpochMetrics.csvHeader] + history.map(\.csvRow)).joined(separator: "\n") + "\n", to: csvPath)
     }
 
     /// Loads the last checkpoint (weights and optimizer state) and returns where training stands.
@@ -105,12 +105,6 @@ struct RunDirectory {
         }
         return try index.beginRun(datasetID: datasetID, name: (root as NSString).lastPathComponent, directory: absolute(root),
                                   method: options.method.rawValue, paramsJSON: try options.json())
-    }
-
-    func write(_ text: String, to path: String) throws {
-        do { try AtomicFile.write(text, to: path) } catch {
-            throw TrainingError("\(error)", kind: .unwritable)
-        }
     }
 }
 
