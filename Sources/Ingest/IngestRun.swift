@@ -14,6 +14,8 @@ public struct IngestRequest: Sendable {
     public var qcDirectory: String?
     /// Retry slides that failed before (otherwise they are skipped until their file changes).
     public var retryFailed: Bool
+    /// Make `databasePath` an index even when it is a file that is not one (empty, or another SQLite database).
+    public var createDatabase = false
 
     public init(slidesDirectory: String?, manifestPath: String?, databasePath: String, dataset: String, settings: IngestSettings,
                 workers: Int = ProcessInfo.processInfo.activeProcessorCount, qcDirectory: String? = nil, retryFailed: Bool = false) {
@@ -32,7 +34,14 @@ public struct IngestRequest: Sendable {
 public struct IngestSummary: Sendable, Codable, Equatable {
     public struct Counts: Sendable, Codable, Equatable {
         public var done = 0, empty = 0, failed = 0, skipped = 0
+        /// Of the skipped: slides that failed in an earlier run and were not retried (still failed in the index).
+        public var failedEarlier = 0
+
+        enum CodingKeys: String, CodingKey { case done, empty, failed, skipped, failedEarlier = "failed_earlier" }
     }
+
+    /// Slides of the requested set that are failed in the index after this run (this run's and earlier ones').
+    public var failedInIndex: Int { slides.failed + slides.failedEarlier }
 
     public struct Failure: Sendable, Codable, Equatable {
         public var slide: String
@@ -59,7 +68,8 @@ public struct IngestSummary: Sendable, Codable, Equatable {
         lines.append(row("done", slides.done, String(patches)))
         lines.append(row("empty", slides.empty))
         lines.append(row("failed", slides.failed))
-        lines.append(row("skipped", slides.skipped))
+        lines.append(row("skipped", slides.skipped) + (slides.failedEarlier > 0
+            ? "   (\(slides.failedEarlier) failed in an earlier run: fix them and re-run with --retry-failed)" : ""))
         let total = slides.done + slides.empty + slides.failed + slides.skipped
         lines.append(row("total", total, String(patches)) + String(format: "   in %.1f s (tiling \(tilingID) of dataset \(dataset))", seconds))
         if !failures.isEmpty {
@@ -75,6 +85,9 @@ public enum IngestStage {
     /// Test hook: when the environment names a slide key here, the process kills itself (SIGKILL) right after
     /// marking that slide running, so tests can check what a crash leaves behind and how a re-run recovers.
     public static let faultInjectionVariable = "GIGAPATCH_FAULT_KILL_AT"
+    /// Test hook: when the environment names a slide key here, the worker sleeps (60 s) right after marking that
+    /// slide running, so tests can stop the process from outside while the slide is in progress.
+    public static let pauseInjectionVariable = "GIGAPATCH_FAULT_PAUSE_AT"
 
     /// Runs the stage. `log` receives one line per finished slide; `progress` (done, total, patches so far) after each.
     public static func run(_ request: IngestRequest, log: @escaping @Sendable (String) -> Void,
@@ -106,7 +119,7 @@ public enum IngestStage {
             throw IngestError("no slides found (looked for \(SlideSources.extensions.sorted().joined(separator: ", ")) files)")
         }
 
-        let index = try PatchIndex(path: request.databasePath)
+        let index = try PatchIndex(path: request.databasePath, replacingForeign: request.createDatabase)
         let datasetID = try index.datasetID(named: request.dataset)
         let s = request.settings
         let tilingID = try index.tilingID(datasetID: datasetID, spec: TilingSpec(
@@ -117,11 +130,21 @@ public enum IngestStage {
 
         let state = RunState(summary: summary, total: sources.count)
         let killAt = ProcessInfo.processInfo.environment[faultInjectionVariable]
+        let pauseAt = ProcessInfo.processInfo.environment[pauseInjectionVariable]
+        // Stopped from outside (Ctrl-C, a scheduler's SIGTERM), the slides in progress go back to pending rather than
+        // counting as crashes; then the process ends as the signal would have ended it.
+        let stops = StopSignals { signal in
+            let released = (try? index.releaseRunningSlides()) ?? 0
+            FileHandle.standardError.write(Data("\ngigapatch-ingest: stopped by signal \(signal); \(released) slide\(released == 1 ? "" : "s") in progress left pending for the next run\n".utf8))
+            exit(128 + signal)
+        }
+        defer { stops.cancel() }
         let workers = max(1, min(request.workers, sources.count))
         let queue = sources
         DispatchQueue.concurrentPerform(iterations: workers) { _ in
             while let source = state.next(queue) {
-                let outcome = ingest(source, request: request, index: index, datasetID: datasetID, tilingID: tilingID, killAt: killAt)
+                let outcome = ingest(source, request: request, index: index, datasetID: datasetID, tilingID: tilingID, killAt: killAt,
+                                     pauseAt: pauseAt)
                 log(outcome.logLine(key: source.key))
                 let (done, patches) = state.record(outcome, source: source)
                 progress(done, queue.count, patches)
@@ -143,6 +166,7 @@ public enum IngestStage {
             switch self {
             case .done(let n, let note): return "done     \(key): \(n) patches; \(note)"
             case .empty(let note): return "empty    \(key): no patch holds enough tissue; \(note)"
+            case .skipped(let status) where status == "running": return "skipped  \(key): being ingested by another process"
             case .skipped(let status): return "skipped  \(key): already \(status)"
             case .failed(let reason): return "failed   \(key): \(reason)"
             }
@@ -150,7 +174,7 @@ public enum IngestStage {
     }
 
     static func ingest(_ source: SlideSource, request: IngestRequest, index: PatchIndex, datasetID: Int64, tilingID: Int64,
-                       killAt: String?) -> Outcome {
+                       killAt: String?, pauseAt: String?) -> Outcome {
         let slideID: Int64
         do {
             let attributes = try FileManager.default.attributesOfItem(atPath: source.path)
@@ -172,6 +196,7 @@ public enum IngestStage {
             return .failed("\(source.path): cannot record in the patch index: \(error)")
         }
         if killAt == source.key { kill(getpid(), SIGKILL) }
+        if pauseAt == source.key { sleep(60) }
         do {
             let qcPath = request.qcDirectory.map { "\($0)/\(source.key.replacingOccurrences(of: "/", with: "_")).png" }
             let result = try SlideIngester.process(path: source.path, settings: request.settings, qcPath: qcPath)
@@ -223,7 +248,9 @@ private final class RunState: @unchecked Sendable {
                 summary.slides.done += 1
                 summary.patches += n
             case .empty: summary.slides.empty += 1
-            case .skipped: summary.slides.skipped += 1
+            case .skipped(let status):
+                summary.slides.skipped += 1
+                if status == "failed" { summary.slides.failedEarlier += 1 }
             case .failed(let reason):
                 summary.slides.failed += 1
                 // Errors from the slide libraries start with the path; the summary names the slide once.
@@ -232,5 +259,26 @@ private final class RunState: @unchecked Sendable {
             }
             return (finished, summary.patches)
         }
+    }
+}
+
+/// SIGINT and SIGTERM handled on a queue (not in a signal handler), so the handler may use the index; restored to
+/// their defaults by `cancel()`.
+final class StopSignals: @unchecked Sendable {
+    private var sources: [DispatchSourceSignal] = []
+
+    init(_ handler: @escaping @Sendable (Int32) -> Void) {
+        for number in [SIGINT, SIGTERM] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { handler(number) }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    func cancel() {
+        for source in sources { source.cancel() }
+        for number in [SIGINT, SIGTERM] { signal(number, SIG_DFL) }
     }
 }

@@ -158,10 +158,13 @@ extension PatchIndex {
                 slideID = db.lastInsertedRowID
             }
             try db.execute(sql: "INSERT OR IGNORE INTO slide_tilings (slide_id, tiling_id) VALUES (?, ?)", arguments: [slideID, tilingID])
-            let state = try Row.fetchOne(db, sql: "SELECT status, attempts FROM slide_tilings WHERE slide_id = ? AND tiling_id = ?",
+            let state = try Row.fetchOne(db, sql: "SELECT status, attempts, owner FROM slide_tilings WHERE slide_id = ? AND tiling_id = ?",
                                          arguments: [slideID, tilingID])!
-            let status: String = state["status"], attempts: Int = state["attempts"]
+            let status: String = state["status"], attempts: Int = state["attempts"], owner: String? = state["owner"]
             switch status {
+            case "running" where owner.map(ProcessOwner.isAlive) == true:
+                // Another live process is ingesting it (two ingests of one folder): leave it to that one.
+                return .skip(slideID: slideID, status: "running")
             case "done", "empty":
                 return .skip(slideID: slideID, status: status)
             case "failed" where !retryFailed:
@@ -174,11 +177,24 @@ extension PatchIndex {
             default:
                 let attempt = status == "running" ? attempts + 1 : (status == "failed" ? 1 : attempts + 1)
                 try db.execute(sql: """
-                    UPDATE slide_tilings SET status = 'running', attempts = ?, error = NULL, updated_at = CURRENT_TIMESTAMP
+                    UPDATE slide_tilings SET status = 'running', attempts = ?, error = NULL, owner = ?, updated_at = CURRENT_TIMESTAMP
                     WHERE slide_id = ? AND tiling_id = ?
-                    """, arguments: [attempt, slideID, tilingID])
+                    """, arguments: [attempt, ProcessOwner.current, slideID, tilingID])
                 return .process(slideID: slideID, attempt: attempt)
             }
+        }
+    }
+
+    /// Gives back the slides this process has running (it was told to stop: Ctrl-C, a scheduler's time limit):
+    /// they become pending again and the interrupted attempt is not counted as a crash. Returns how many.
+    @discardableResult
+    public func releaseRunningSlides() throws -> Int {
+        try writer.write { db in
+            try db.execute(sql: """
+                UPDATE slide_tilings SET status = 'pending', attempts = max(0, attempts - 1), owner = NULL, updated_at = CURRENT_TIMESTAMP
+                WHERE status = 'running' AND owner = ?
+                """, arguments: [ProcessOwner.current])
+            return db.changesCount
         }
     }
 

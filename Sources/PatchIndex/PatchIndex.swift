@@ -30,19 +30,68 @@ public final class PatchIndex: Sendable {
     let writer: any DatabaseWriter
 
     /// Opens (creating if absent) the index at `path` and migrates it.
-    public init(path: String) throws {
+    ///
+    /// A file that is there but is not a Gigapatch index (empty, or another program's SQLite database) is refused,
+    /// so a wrong `--db` never turns into a new, silently empty index; `replacingForeign` makes such a file one.
+    /// - Throws: `PatchIndexError`: corrupt (not an index, not SQLite, cannot be migrated).
+    public init(path: String, replacingForeign: Bool = false) throws {
         self.path = path
+        if !replacingForeign, let problem = Self.foreignFileProblem(at: path) {
+            throw PatchIndexError(path: path, message: "\(problem), not a Gigapatch patch index; give another --db, or remove the file (ingest: --create-db makes it one)", kind: .corrupt)
+        }
         var config = Configuration()
         config.foreignKeysEnabled = true
         config.busyMode = .timeout(30)
         do {
             let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            writer = try DatabasePool(path: path, configuration: config)
-            try Schema.migrator.migrate(writer)
+            if !FileManager.default.fileExists(atPath: path) { try Self.create(path, configuration: config) }
+            // Processes starting together on one index: opening (WAL mode) and migrating are retried while another
+            // holds the lock, and each migration runs in its own transaction, so the second finds it applied.
+            var attempt = 0
+            while true {
+                do {
+                    let pool = try DatabasePool(path: path, configuration: config)
+                    try Schema.migrator.migrate(pool)
+                    writer = pool
+                    break
+                } catch let error as DatabaseError where attempt < 20 && [.SQLITE_BUSY, .SQLITE_LOCKED].contains(error.resultCode) {
+                    attempt += 1
+                    usleep(useconds_t(20_000 * attempt))
+                }
+            }
         } catch {
             throw PatchIndexError(path: path, message: "cannot open or migrate (\(error)); check the path is a writable SQLite file made by Gigapatch", kind: .corrupt)
         }
+    }
+
+    /// Makes a new index at `path` whole or not at all: built and migrated under a temporary name, then linked into
+    /// place only if no other process made one meanwhile (two ingests starting on a new index agree on one file, and
+    /// nobody ever sees it empty).
+    static func create(_ path: String, configuration: Configuration) throws {
+        let temp = AtomicFile.temporaryPath(for: path)
+        defer { for suffix in ["", "-wal", "-shm", "-journal"] { unlink(temp + suffix) } }
+        let queue = try DatabaseQueue(path: temp, configuration: configuration)
+        try queue.writeWithoutTransaction { try $0.execute(sql: "PRAGMA journal_mode = WAL") }
+        try Schema.migrator.migrate(queue)
+        try queue.close()
+        if link(temp, path) != 0 && errno != EEXIST {
+            throw PatchIndexError(path: path, message: "cannot create the index (\(String(cString: strerror(errno))))", kind: .unwritable)
+        }
+    }
+
+    /// Why an existing file at `path` is not a Gigapatch index, or nil (absent, or an index). Read-only: it changes nothing.
+    static func foreignFileProblem(at path: String) -> String? {
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else { return nil }
+        if (attributes[.size] as? NSNumber)?.int64Value == 0 { return "the file is empty" }
+        var config = Configuration()
+        config.readonly = true
+        guard let queue = try? DatabaseQueue(path: path, configuration: config),
+              let tables = try? queue.read({ try String.fetchAll($0, sql: "SELECT name FROM sqlite_master WHERE type = 'table'") }) else {
+            return "the file is not an SQLite database"
+        }
+        if tables.contains("grdb_migrations") && tables.contains("patches") { return nil }
+        return tables.isEmpty ? "the file is an empty SQLite database" : "the file is another SQLite database (tables: \(tables.prefix(5).joined(separator: ", ")))"
     }
 
     /// Opens an index that must already exist (training and prediction read what ingest wrote).

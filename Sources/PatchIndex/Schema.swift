@@ -133,6 +133,10 @@ public enum Schema {
             }
             try db.create(index: "tilings_by_identity", on: "tilings", columns: ["dataset_id", "identity"])
         }
+        migrator.registerMigration("v3: owners (host:pid) of running slides and runs") { db in
+            try db.alter(table: "slide_tilings") { t in t.add(column: "owner", .text) }   // the process ingesting it
+            try db.alter(table: "runs") { t in t.add(column: "owner", .text) }            // the process training it
+        }
         return migrator
     }
 }

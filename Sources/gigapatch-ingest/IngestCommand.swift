@@ -14,7 +14,7 @@ struct IngestCommand: ParsableCommand {
             Presets (--preset): \(IngestSettings.presetNames.joined(separator: ", ")); flags override them. \
             A re-run skips slides already done with the same file and parameters; changed parameters make a new tiling \
             beside the old one. Failed slides are recorded with their reason and the others go on; the exit status is 1 \
-            when any slide or manifest row failed.
+            when any slide or manifest row failed, in this run or an earlier one (--retry-failed tries them again).
             """)
 
     @Option(help: "Folder of slides (searched recursively).") var slides: String?
@@ -38,6 +38,8 @@ struct IngestCommand: ParsableCommand {
     @Option(help: "Write one QC picture per slide here (thumbnail, tissue outline, kept patches).") var qcDir: String?
     @Option(help: "Write the JSON summary here.") var summary: String?
     @Flag(help: "Retry slides that failed in an earlier run.") var retryFailed = false
+    @Flag(help: "Make --db a patch index even when the file exists but is not one (empty, or another SQLite database).")
+    var createDb = false
 
     func settings() throws -> IngestSettings {
         var s: IngestSettings
@@ -58,8 +60,9 @@ struct IngestCommand: ParsableCommand {
     }
 
     func run() throws {
-        let request = IngestRequest(slidesDirectory: slides, manifestPath: manifest, databasePath: db, dataset: dataset,
+        var request = IngestRequest(slidesDirectory: slides, manifestPath: manifest, databasePath: db, dataset: dataset,
                                     settings: try settings(), workers: max(1, workers), qcDirectory: qcDir, retryFailed: retryFailed)
+        request.createDatabase = createDb
         let interactive = isatty(STDERR_FILENO) == 1
         let reporter = ProgressReporter(label: "ingesting", unit: "slides", interactive: interactive)
         let result: IngestSummary
@@ -85,6 +88,7 @@ struct IngestCommand: ParsableCommand {
                 throw ExitCode(1)
             }
         }
-        if result.slides.failed > 0 { throw ExitCode(1) }
+        // Exit 1 while any requested slide is failed in the index, whether it failed now or in an earlier run.
+        if result.failedInIndex > 0 { throw ExitCode(1) }
     }
 }

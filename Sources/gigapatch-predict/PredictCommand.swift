@@ -11,7 +11,7 @@ struct PredictCommand: ParsableCommand {
         discussion: """
             CSV columns: image_id, predicted, prob_0 ... prob_{K-1}, label (empty when unknown). With labels known it \
             prints accuracy, quadratic weighted kappa and the confusion matrix. Slides that cannot be read are reported \
-            and skipped.
+            and skipped; the exit status is then 1 (the other rows are still written).
             """)
 
     @OptionGroup(title: "Patch index") var index: IndexOptions
@@ -35,6 +35,13 @@ struct PredictCommand: ParsableCommand {
                 print(String(format: "accuracy %.4f  quadratic weighted kappa %.4f  (%d labelled slides)", m.accuracy, m.kappa, m.count))
                 print(m.confusionTable())
             }
+            // Like ingest: the rows written stay, and a skipped slide makes the exit status 1.
+            if !summary.skipped.isEmpty {
+                FileHandle.standardError.write(Data("gigapatch-predict: \(summary.skipped.count) slide\(summary.skipped.count == 1 ? "" : "s") skipped (\(summary.skipped.map(\.key).joined(separator: ", "))); the other predictions are written\n".utf8))
+                throw ExitCode(1)
+            }
+        } catch let exit as ExitCode {
+            throw exit
         } catch {
             FileHandle.standardError.write(Data("gigapatch-predict: \(error)\n".utf8))
             throw ExitCode(1)
