@@ -55,6 +55,19 @@ public enum AtomicFile {
         return removed
     }
 
+    /// Removes every temporary file of a killed writer in `folder` (`NAME.tmp-PID` or `NAME.tmp-PID-N`). Returns how many.
+    @discardableResult
+    public static func removeStaleTemporaries(inFolder folder: String) -> Int {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        var removed = 0
+        for entry in entries {
+            guard let range = entry.range(of: ".tmp-", options: .backwards),
+                  entry[range.upperBound...].allSatisfy({ $0.isNumber || $0 == "-" }), range.upperBound < entry.endIndex else { continue }
+            if (try? FileManager.default.removeItem(atPath: (folder as NSString).appendingPathComponent(entry))) != nil { removed += 1 }
+        }
+        return removed
+    }
+
     static func folderOf(_ path: String) -> String {
         let folder = (path as NSString).deletingLastPathComponent
         return folder.isEmpty ? "." : folder

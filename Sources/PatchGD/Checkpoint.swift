@@ -35,15 +35,42 @@ public struct TrainerState: Sendable, Equatable, Codable {
 
 /// A training checkpoint: the models' weights (`backbone.*`, `head.*` with PyTorch state_dict names) in one
 /// safetensors file whose metadata holds `CheckpointInfo` and `TrainerState` as JSON, and the optimizers' moments
-/// in `<name>.optimizer.safetensors` beside it. Both are written atomically, optimizer state first, and carry the
-/// same epoch, so a crash between the two writes is detected on resume.
+/// in `<name>.e<epoch>.optimizer.safetensors` beside it, which the weights' metadata names (`optimizer_file`).
+///
+/// One atomic unit: the optimizer state is written first under its epoch's own name, then the weights file that
+/// names it replaces the old one (the commit), then older optimizer files are removed. A process killed anywhere in
+/// between leaves the old weights naming the old, still present, optimizer state. Checkpoints from before this
+/// scheme (`<name>.optimizer.safetensors`, no `optimizer_file`) still load.
 enum Checkpoint {
+    /// The optimizer state of the checkpoint at `path`: the file its metadata names, else the older fixed name.
     static func optimizerPath(_ path: String) -> String {
+        let folder = (path as NSString).deletingLastPathComponent
+        if let named = (try? Safetensors.read(path))?.metadata["optimizer_file"] { return (folder as NSString).appendingPathComponent(named) }
+        return legacyOptimizerPath(path)
+    }
+
+    static func legacyOptimizerPath(_ path: String) -> String {
         String(path.dropLast(".safetensors".count)) + ".optimizer.safetensors"
     }
 
+    /// The optimizer file name for the checkpoint at `path` after `epoch` epochs.
+    static func optimizerName(_ path: String, epoch: Int) -> String {
+        String((path as NSString).lastPathComponent.dropLast(".safetensors".count)) + ".e\(epoch).optimizer.safetensors"
+    }
+
+    /// Optimizer files of the checkpoint at `path` other than `keep` (older epochs, the fixed name of before).
+    static func staleOptimizerFiles(_ path: String, keeping keep: String) -> [String] {
+        let folder = (path as NSString).deletingLastPathComponent
+        let stem = String((path as NSString).lastPathComponent.dropLast(".safetensors".count))
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.isEmpty ? "." : folder)) ?? []
+        return names.filter { name in
+            name != keep && (name == stem + ".optimizer.safetensors" || (name.hasPrefix(stem + ".e") && name.hasSuffix(".optimizer.safetensors")))
+        }.map { (folder as NSString).appendingPathComponent($0) }
+    }
+
+    /// Writes the checkpoint; `beforeCommit` runs between the optimizer state and the weights (tests: a kill there).
     static func save(_ parts: [(prefix: String, model: Model, optimizer: Optimizer?)], info: CheckpointInfo, state: TrainerState,
-                     to path: String) throws {
+                     to path: String, beforeCommit: () throws -> Void = {}) throws {
         let optimizers = parts.compactMap { part in part.optimizer.map { (prefix: part.prefix, optimizer: $0) } }
         precondition(optimizers.count == parts.count, "a training checkpoint needs every model's optimizer")
         let encoder = JSONEncoder()
@@ -55,10 +82,15 @@ enum Checkpoint {
             optimizerMeta[part.prefix + "optimizer"] = part.optimizer.kind.name
             optimizerMeta[part.prefix + "step"] = String(part.optimizer.stepCount)
         }
-        try Safetensors.write(optimizers.flatMap { $0.optimizer.tensors(prefix: $0.prefix) }, metadata: optimizerMeta, to: optimizerPath(path))
+        let optimizerFile = optimizerName(path, epoch: state.epochsDone)
+        let folder = (path as NSString).deletingLastPathComponent
+        try Safetensors.write(optimizers.flatMap { $0.optimizer.tensors(prefix: $0.prefix) }, metadata: optimizerMeta,
+                              to: (folder as NSString).appendingPathComponent(optimizerFile))
+        try beforeCommit()
         try Safetensors.write(parts.flatMap { $0.model.tensors(prefix: $0.prefix) },
-                              metadata: ["gigapatch": infoJSON, "trainer_state": stateJSON, "format": "pt",
-                                         "architecture": "\(info.method):\(info.backbone)"], to: path)
+                              metadata: ["gigapatch": infoJSON, "trainer_state": stateJSON, "format": "pt", "optimizer_file": optimizerFile,
+                                         "architecture": "\(info.method.rawValue):\(info.backbone)"], to: path)
+        for stale in staleOptimizerFiles(path, keeping: optimizerFile) { try? FileManager.default.removeItem(atPath: stale) }
     }
 
     /// Reads the metadata of a checkpoint.
@@ -79,6 +111,9 @@ enum Checkpoint {
         for part in parts { try part.model.load(tensors, prefix: part.prefix, path: path) }
         guard optimizers else { return state }
         let statePath = optimizerPath(path)
+        guard FileManager.default.fileExists(atPath: statePath) else {
+            throw TrainingError("\(statePath): the optimizer state of \(path) is missing; start the run again (or train on from it with --init)", kind: .missingFile)
+        }
         let (moments, meta) = try Safetensors.read(statePath)
         guard meta["epochs_done"] == String(state.epochsDone) else {
             throw TrainingError("\(statePath): optimizer state is from epoch \(meta["epochs_done"] ?? "?") but the weights are from epoch \(state.epochsDone) (interrupted while saving?); resume from best.safetensors or start again")

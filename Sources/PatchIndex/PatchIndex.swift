@@ -36,9 +36,10 @@ public final class PatchIndex: Sendable {
     /// - Throws: `PatchIndexError`: corrupt (not an index, not SQLite, cannot be migrated).
     public init(path: String, replacingForeign: Bool = false) throws {
         self.path = path
-        if !replacingForeign, let problem = Self.foreignFileProblem(at: path) {
-            throw PatchIndexError(path: path, message: "\(problem), not a Gigapatch patch index; give another --db, or remove the file (ingest: --create-db makes it one)", kind: .corrupt)
+        let refusal = { (problem: String) in
+            PatchIndexError(path: path, message: "\(problem), not a Gigapatch patch index; give another --db, or remove the file (ingest: --create-db makes it one)", kind: .corrupt)
         }
+        if !replacingForeign, let problem = Self.foreignFileProblem(at: path) { throw refusal(problem) }
         var config = Configuration()
         config.foreignKeysEnabled = true
         config.busyMode = .timeout(30)
@@ -52,6 +53,7 @@ public final class PatchIndex: Sendable {
             while true {
                 do {
                     let pool = try DatabasePool(path: path, configuration: config)
+                    if !replacingForeign, let problem = try Self.foreignTablesProblem(pool) { throw refusal(problem) }
                     try Schema.migrator.migrate(pool)
                     writer = pool
                     break
@@ -60,6 +62,8 @@ public final class PatchIndex: Sendable {
                     usleep(useconds_t(20_000 * attempt))
                 }
             }
+        } catch let error as PatchIndexError {
+            throw error
         } catch {
             throw PatchIndexError(path: path, message: "cannot open or migrate (\(error)); check the path is a writable SQLite file made by Gigapatch", kind: .corrupt)
         }
@@ -80,16 +84,21 @@ public final class PatchIndex: Sendable {
         }
     }
 
-    /// Why an existing file at `path` is not a Gigapatch index, or nil (absent, or an index). Read-only: it changes nothing.
+    /// Why an existing file at `path` cannot be an index, from its first bytes, or nil (absent, or SQLite). Reads
+    /// only the header: a second connection opened and closed here would break the locks of this process's other
+    /// connections to the same file (POSIX locks belong to the process), leaving them reading stale data.
     static func foreignFileProblem(at path: String) -> String? {
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else { return nil }
-        if (attributes[.size] as? NSNumber)?.int64Value == 0 { return "the file is empty" }
-        var config = Configuration()
-        config.readonly = true
-        guard let queue = try? DatabaseQueue(path: path, configuration: config),
-              let tables = try? queue.read({ try String.fetchAll($0, sql: "SELECT name FROM sqlite_master WHERE type = 'table'") }) else {
-            return "the file is not an SQLite database"
-        }
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        let header = (try? handle.read(upToCount: 16)) ?? Data()
+        try? handle.close()
+        if header.isEmpty { return "the file is empty" }
+        guard header == Data("SQLite format 3\u{0}".utf8) else { return "the file is not an SQLite database" }
+        return nil
+    }
+
+    /// Why an open SQLite database is not a Gigapatch index (no migrations table and patches), or nil.
+    static func foreignTablesProblem(_ pool: DatabasePool) throws -> String? {
+        let tables = try pool.read { try String.fetchAll($0, sql: "SELECT name FROM sqlite_master WHERE type = 'table'") }
         if tables.contains("grdb_migrations") && tables.contains("patches") { return nil }
         return tables.isEmpty ? "the file is an empty SQLite database" : "the file is another SQLite database (tables: \(tables.prefix(5).joined(separator: ", ")))"
     }

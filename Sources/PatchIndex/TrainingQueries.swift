@@ -89,8 +89,8 @@ extension PatchIndex {
     /// Records the start of a training run; returns its id.
     public func beginRun(datasetID: Int64, name: String, directory: String, method: String, paramsJSON: String) throws -> Int64 {
         try writer.write { db in
-            try db.execute(sql: "INSERT INTO runs (dataset_id, name, directory, method, params) VALUES (?, ?, ?, ?, ?)",
-                           arguments: [datasetID, name, directory, method, paramsJSON])
+            try db.execute(sql: "INSERT INTO runs (dataset_id, name, directory, method, params, owner) VALUES (?, ?, ?, ?, ?, ?)",
+                           arguments: [datasetID, name, directory, method, paramsJSON, ProcessOwner.current])
             return db.lastInsertedRowID
         }
     }
@@ -99,9 +99,25 @@ extension PatchIndex {
     public func finishRun(id: Int64, status: String, error: String? = nil) throws {
         try writer.write { db in
             try db.execute(sql: """
-                UPDATE runs SET status = ?, error = ?, finished_at = CASE WHEN ? = 'running' THEN NULL ELSE CURRENT_TIMESTAMP END
+                UPDATE runs SET status = ?, error = ?, finished_at = CASE WHEN ? = 'running' THEN NULL ELSE CURRENT_TIMESTAMP END,
+                owner = CASE WHEN ? = 'running' THEN ? ELSE owner END
                 WHERE id = ?
-                """, arguments: [status, error, status, id])
+                """, arguments: [status, error, status, status, ProcessOwner.current, id])
+        }
+    }
+
+    /// Marks `interrupted` every run left `running` by a process that is gone (killed, or the machine went down);
+    /// returns their ids. Runs from before owners were recorded count as gone.
+    @discardableResult
+    public func markAbandonedRunsInterrupted() throws -> [Int64] {
+        try writer.write { db in
+            let abandoned = try Row.fetchAll(db, sql: "SELECT id, owner FROM runs WHERE status = 'running'").filter { row in
+                (row["owner"] as String?).map { !ProcessOwner.isAlive($0) } ?? true
+            }.map { $0["id"] as Int64 }
+            for id in abandoned {
+                try db.execute(sql: "UPDATE runs SET status = 'interrupted', finished_at = CURRENT_TIMESTAMP WHERE id = ?", arguments: [id])
+            }
+            return abandoned
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 @testable import PatchIndex
 import TestSupport
 import Testing
@@ -43,6 +44,14 @@ struct IngestReliabilityTests {
         #expect(refused.status == 1 && refused.errors.contains("empty.sqlite") && refused.errors.contains("empty"), "\(refused.errors)")
         #expect((try FileManager.default.attributesOfItem(atPath: dir.file("empty.sqlite"))[.size] as? NSNumber)?.intValue == 0)
         #expect(throws: PatchIndexError.self) { try PatchIndex.existing(at: dir.file("empty.sqlite")) }
+        // Another program's SQLite database is refused too, its tables untouched.
+        let foreign = try DatabaseQueue(path: dir.file("other.sqlite"))
+        try foreign.write { try $0.execute(sql: "CREATE TABLE notes (text TEXT); INSERT INTO notes VALUES ('keep')") }
+        try foreign.close()
+        let error = #expect(throws: PatchIndexError.self) { try PatchIndex(path: dir.file("other.sqlite")) }
+        #expect(error?.message.contains("another SQLite database") == true)
+        let kept = try DatabaseQueue(path: dir.file("other.sqlite"))
+        #expect(try kept.read { try String.fetchAll($0, sql: "SELECT name FROM sqlite_master WHERE type = 'table'") } == ["notes"])
         let created = try Self.ingest(dir, db: "empty.sqlite", ["--create-db"])
         #expect(created.status == 0, "\(created.errors)")
         #expect(try PatchIndex.existing(at: dir.file("empty.sqlite")).statusCounts(tilingID: 1)["done"] == 1)

@@ -62,9 +62,8 @@ struct RunDirectory {
         do { try fm.createDirectory(atPath: checkpoints, withIntermediateDirectories: true) } catch {
             throw TrainingError("\(root): cannot create the run directory (\(error)); check the path is writable", kind: .unwritable)
         }
-        for path in [optionsPath, metricsPath, csvPath, lastPath, bestPath, Checkpoint.optimizerPath(lastPath), Checkpoint.optimizerPath(bestPath)] {
-            AtomicFile.removeStaleTemporaries(beside: path)
-        }
+        AtomicFile.removeStaleTemporaries(inFolder: root)
+        AtomicFile.removeStaleTemporaries(inFolder: checkpoints)
         try atomicWrite(try options.json() + "\n", to: optionsPath)
     }
 
@@ -78,11 +77,23 @@ struct RunDirectory {
         }
     }
 
-    /// Saves the epoch's checkpoints (best first when it improved, then last) and rewrites the metrics from `history`.
+    /// Commits an epoch: the metrics first (with this epoch), then the best checkpoint when it improved, then the last
+    /// one, whose weights file is the commit point. Killed before it, the run resumes from the previous epoch and
+    /// keeps only the metrics of the epochs its checkpoint holds (`history` filtered on resume), so the two always
+    /// agree; killed after it, both hold the epoch. `fault` (tests) is called at each step.
     func commit(epoch parts: [(prefix: String, model: Model, optimizer: Optimizer?)], info: CheckpointInfo, state: TrainerState,
-                improved: Bool, history: [EpochMetrics]) throws {
+                improved: Bool, history: [EpochMetrics], fault: ((CommitPoint) throws -> Void)? = nil) throws {
+        try writeMetrics(history)
+        try fault?(.afterMetrics)
         if improved { try Checkpoint.save(parts, info: info, state: state, to: bestPath) }
-        try Checkpoint.save(parts, info: info, state: state, to: lastPath)
+        try Checkpoint.save(parts, info: info, state: state, to: lastPath) { try fault?(.beforeLastWeights) }
+        try fault?(.afterLastWeights)
+    }
+
+    /// Where a commit can be interrupted (tests).
+    enum CommitPoint: Sendable, CaseIterable { case afterMetrics, beforeLastWeights, afterLastWeights }
+
+    func writeMetrics(_ history: [EpochMetrics]) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")

@@ -38,6 +38,8 @@ public final class Trainer {
     let progress: ((TrainProgress) -> Void)?
     /// Tests: stop (as if interrupted) after this many epochs have been checkpointed in this invocation.
     var stopAfterEpochs: Int?
+    /// Tests: called at each step of an epoch's commit with the epoch number; throwing there is a kill at that point.
+    var commitFault: ((RunDirectory.CommitPoint, Int) throws -> Void)?
 
     public init(options: TrainConfig, log: @escaping (String) -> Void = { _ in }, progress: ((TrainProgress) -> Void)? = nil) {
         self.options = options
@@ -55,6 +57,8 @@ public final class Trainer {
         BLAS.configure()
         if options.workers > 0 { Parallel.threads = options.workers }
         let index = try PatchIndex.existing(at: options.db)
+        let abandoned = try index.markAbandonedRunsInterrupted()
+        if !abandoned.isEmpty { log("note: \(abandoned.count) run\(abandoned.count == 1 ? "" : "s") left running by a process that is gone marked interrupted") }
         let data = try PatchDataset.load(index: index, dataset: options.dataset, tilingID: options.tiling, scheme: options.splitScheme,
                                          maxGrid: options.maxGrid, oversize: options.oversize)
         for note in data.notes { log("note: \(note)") }
@@ -180,7 +184,9 @@ public final class Trainer {
                 state.bestEpoch = epoch + 1
             }
             history.append(metrics)
-            try run.commit(epoch: method.parts, info: info, state: state, improved: improved, history: history)
+            let epochNumber = epoch + 1
+            try run.commit(epoch: method.parts, info: info, state: state, improved: improved, history: history,
+                           fault: commitFault.map { hook in { try hook($0, epochNumber) } })
             log(summaryLine(metrics, epochs: schedule.epochs, improved: improved))
             epochsThisRun += 1
             if let stop = stopAfterEpochs, epochsThisRun >= stop, epoch + 1 < schedule.epochs { break }
