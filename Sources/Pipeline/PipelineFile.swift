@@ -154,15 +154,7 @@ public struct PipelineFile: Sendable {
             variables[k] = v
         }
         variables["name"] = variables["name"] ?? name
-        // Variables may refer to each other (work: out/${name}); resolve until stable.
-        for _ in 0 ..< 8 {
-            var changed = false
-            for (k, v) in variables {
-                let r = try substitute(v, variables, context: "\(path): variable \(k)")
-                if r != v { variables[k] = r; changed = true }
-            }
-            if !changed { break }
-        }
+        variables = try resolve(variables, path: path)
         guard let rawStages = root["stages"] as? [Any], !rawStages.isEmpty else {
             throw PipelineError("\(path): 'stages' must be a non-empty list")
         }
@@ -202,6 +194,44 @@ public struct PipelineFile: Sendable {
         case let d as Double where d == d.rounded() && abs(d) < 1e15: return String(Int(d))
         default: return "\(v)"
         }
+    }
+
+    /// The longest value a variable may expand to: nested references can double a value at every level.
+    static let maximumExpansion = 65_536
+
+    /// Variables that refer to each other (work: out/${name}) resolved depth first, each once: a cycle is an error
+    /// naming it (a -> b -> a), and so is a value that expands past `maximumExpansion` characters.
+    static func resolve(_ raw: [String: String], path: String) throws -> [String: String] {
+        var done: [String: String] = [:]
+        func value(_ name: String, _ chain: [String]) throws -> String {
+            if let known = done[name] { return known }
+            if chain.contains(name) {
+                throw PipelineError("\(path): variables refer to each other in a cycle: \((chain.drop { $0 != name } + [name]).joined(separator: " -> ")); make one of them a plain value")
+            }
+            guard let text = raw[name] else { return "" }
+            var references: [String: String] = [:]
+            for reference in Self.references(in: text) where raw[reference] != nil {
+                references[reference] = try value(reference, chain + [name])
+            }
+            let result = try substitute(text, raw.merging(references) { $1 }, context: "\(path): variable \(name)")
+            guard result.count <= maximumExpansion else {
+                throw PipelineError("\(path): variable \(name) expands to more than \(maximumExpansion) characters; check its ${...} references")
+            }
+            done[name] = result
+            return result
+        }
+        for name in raw.keys.sorted() { _ = try value(name, []) }
+        return done
+    }
+
+    /// The names referred to as `${name}` in `text`.
+    static func references(in text: String) -> [String] {
+        var names: [String] = [], rest = Substring(text)
+        while let open = rest.range(of: "${"), let close = rest[open.upperBound...].firstIndex(of: "}") {
+            names.append(String(rest[open.upperBound ..< close]))
+            rest = rest[rest.index(after: close)...]
+        }
+        return names
     }
 
     /// Replaces every `${var}`; an unknown variable is an error naming it.

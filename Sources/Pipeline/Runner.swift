@@ -98,6 +98,7 @@ public final class PipelineRunner {
         for name in force where !file.stages.contains(where: { $0.name == name }) {
             throw PipelineError("--force \(name): no such stage; stages: \(file.stages.map(\.name).joined(separator: ", "))")
         }
+        try checkOptions()
         let fm = FileManager.default
         if !dryRun { try fm.createDirectory(atPath: file.runDirectory, withIntermediateDirectories: true) }
         var state = (try? JSONDecoder().decode(RunnerState.self, from: Data(contentsOf: URL(fileURLWithPath: statePath)))) ?? RunnerState()
@@ -207,6 +208,48 @@ public final class PipelineRunner {
             log("[\(stage.name)] removing \(path) (rebuilt from scratch)")
             try fm.removeItem(atPath: path)
         }
+    }
+
+    /// Checks every stage's options against what its executable accepts (its `--experimental-dump-help`), before any
+    /// stage runs, so a typo in the last stage is found before an hour of training in an earlier one.
+    /// - Throws: `PipelineError` listing every option a stage's executable does not accept.
+    func checkOptions() throws {
+        var accepted: [String: Set<String>] = [:]
+        var problems: [String] = []
+        for stage in file.stages {
+            let name = stage.kind.executable
+            if accepted[name] == nil { accepted[name] = try Self.longOptions(of: try executable(name)) }
+            for key in stage.options.map(\.key) where !accepted[name]!.contains(key) {
+                let close = accepted[name]!.filter { $0.hasPrefix(String(key.prefix(3))) }.sorted().prefix(3)
+                problems.append("stage '\(stage.name)' gives --\(key), which \(name) does not accept" + (close.isEmpty ? "" : " (did you mean \(close.map { "--" + $0 }.joined(separator: ", "))?)"))
+            }
+        }
+        guard problems.isEmpty else {
+            throw PipelineError("\(file.path): \(problems.joined(separator: "; ")); nothing was run", kind: .badOption)
+        }
+    }
+
+    /// The long option names an executable accepts, from argument-parser's tool description.
+    static func longOptions(of executable: String) throws -> Set<String> {
+        let process = Process(), pipe = Pipe()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = ["--experimental-dump-help"]
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        do { try process.run() } catch { throw PipelineError("\(executable): cannot start (\(error))") }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let command = object["command"] as? [String: Any], let arguments = command["arguments"] as? [[String: Any]] else {
+            throw PipelineError("\(executable): could not read the options it accepts (--experimental-dump-help); rebuild it")
+        }
+        var names = Set<String>()
+        for argument in arguments {
+            for name in argument["names"] as? [[String: Any]] ?? [] where name["kind"] as? String == "long" {
+                if let text = name["name"] as? String { names.insert(text) }
+            }
+        }
+        return names
     }
 
     func executable(_ name: String) throws -> String {

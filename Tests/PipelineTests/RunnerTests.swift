@@ -47,8 +47,9 @@ struct PipelineFixture {
         return FileManager.default.isExecutableFile(atPath: directory + "/gigapatch-ingest") ? directory : nil
     }
 
-    func run(_ overrides: [String: String] = [:], force: Set<String> = [], from: String? = nil) throws -> (RunManifest?, PipelineError?) {
+    func run(_ overrides: [String: String] = [:], force: Set<String> = [], from: String? = nil, dryRun: Bool = false) throws -> (RunManifest?, PipelineError?) {
         let runner = PipelineRunner(file: try PipelineFile.load(path, overrides: overrides)) { _ in }
+        runner.dryRun = dryRun
         let binaries: String = try #require(Self.binaries, "build the executables first (scripts/test does)")
         runner.executableDirectory = binaries
         runner.force = force
