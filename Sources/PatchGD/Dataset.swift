@@ -131,11 +131,30 @@ public struct PatchDataset: Sendable {
                 }
             }
             if image.croppedPatches > 0 {
-                notes.append("\(slide.key): tissue spans more than \(maxGrid) cells; kept the central \(image.grid.rows)x\(image.grid.cols) (\(image.croppedPatches) patches left out; raise --max-grid to keep them)")
+                notes.append("\(slide.key): tissue spans more than \(maxGrid) cells; kept the \(image.grid.rows)x\(image.grid.cols) window with the most patches (\(image.croppedPatches) patches left out; raise --max-grid to keep them)")
             }
             images.append(image)
         }
         return PatchDataset(datasetName: name, datasetID: datasetID, tiling: tiling, images: images, notes: notes)
+    }
+
+    /// The origin of the window of at most `side` x `side` cells over a `rows` x `cols` box that holds the most of
+    /// `cells`; among equals, the one nearest the centred window. Counts come from a summed-area table.
+    static func densestWindow(_ cells: [(Int, Int)], rows: Int, cols: Int, side: Int) -> (row: Int, col: Int) {
+        let h = min(rows, side), w = min(cols, side)
+        var sums = [Int](repeating: 0, count: (rows + 1) * (cols + 1))
+        for (r, c) in cells { sums[(r + 1) * (cols + 1) + c + 1] += 1 }
+        for r in 1 ... rows { for c in 1 ... cols {
+            sums[r * (cols + 1) + c] += sums[(r - 1) * (cols + 1) + c] + sums[r * (cols + 1) + c - 1] - sums[(r - 1) * (cols + 1) + c - 1]
+        } }
+        let centre = ((rows - h) / 2, (cols - w) / 2)
+        var best = centre, bestCount = -1, bestDistance = Int.max
+        for r in 0 ... rows - h { for c in 0 ... cols - w {
+            let count = sums[(r + h) * (cols + 1) + c + w] - sums[r * (cols + 1) + c + w] - sums[(r + h) * (cols + 1) + c] + sums[r * (cols + 1) + c]
+            let distance = abs(r - centre.0) + abs(c - centre.1)
+            if count > bestCount || (count == bestCount && distance < bestDistance) { (best, bestCount, bestDistance) = ((r, c), count, distance) }
+        } }
+        return (best.0, best.1)
     }
 
     static func describe(_ tilings: [TilingInfo]) -> String {
@@ -145,7 +164,9 @@ public struct PatchDataset: Sendable {
         }.joined(separator: "; ")
     }
 
-    /// The slide's patches under a tiling laid on the bounding box of its tissue, centre-cropped to `maxGrid`.
+    /// The slide's patches under a tiling laid on the bounding box of its tissue. Tissue wider than `maxGrid` keeps the
+    /// `maxGrid` x `maxGrid` window holding the most patches (the most central of equals), so a slide whose tissue
+    /// lies off-centre is never cropped to nothing.
     static func makeImage(_ slide: TrainingSlide, tilingID: Int64, index: PatchIndex, maxGrid: Int) throws -> TrainingImage {
         let patches = try index.patches(slideID: slide.id, tilingID: tilingID)
         guard let first = patches.first else {
@@ -159,8 +180,13 @@ public struct PatchDataset: Sendable {
             c0 = min(c0, p.gridCol); c1 = max(c1, p.gridCol)
         }
         var rows = r1 - r0 + 1, cols = c1 - c0 + 1
-        if rows > maxGrid { r0 += (rows - maxGrid) / 2; rows = maxGrid }
-        if cols > maxGrid { c0 += (cols - maxGrid) / 2; cols = maxGrid }
+        if rows > maxGrid || cols > maxGrid {
+            let window = densestWindow(patches.map { ($0.gridRow - r0, $0.gridCol - c0) }, rows: rows, cols: cols, side: maxGrid)
+            r0 += window.row
+            c0 += window.col
+            rows = min(rows, maxGrid)
+            cols = min(cols, maxGrid)
+        }
         var cells: [(Int, PatchLocation)] = []
         for p in patches {
             let r = p.gridRow - r0, c = p.gridCol - c0

@@ -58,6 +58,8 @@ public struct PredictSummary: Sendable {
     public var metrics: ClassificationMetrics?
     public var runID: Int64
     public var classes: Int
+    /// Slides whose label is outside the checkpoint's classes: predicted, but left out of the metrics (named in the log).
+    public var labelsOutOfRange: [String] = []
 }
 
 /// Runs a checkpoint over slides of the index and exports one row per slide.
@@ -125,9 +127,15 @@ public enum Predictor {
             try index.finishRun(id: runID, status: "done")
         }
         try index.savePredictions(runID: runID, rows)
-        let labelled = predictions.filter { $0.label != nil }
+        let outOfRange = predictions.filter { p in p.label.map { $0 < 0 || $0 >= info.classes } ?? false }
+        if !outOfRange.isEmpty {
+            log("note: \(outOfRange.count) slide\(outOfRange.count == 1 ? " has a label" : "s have labels") outside the checkpoint's \(info.classes) classes (0...\(info.classes - 1)) and \(outOfRange.count == 1 ? "is" : "are") left out of the metrics: \(outOfRange.prefix(10).map { "\($0.imageID) (label \($0.label!))" }.joined(separator: ", "))")
+        }
+        let labelled = predictions.filter { p in p.label.map { $0 >= 0 && $0 < info.classes } ?? false }
         let metrics = labelled.isEmpty ? nil : ClassificationMetrics(actual: labelled.map { $0.label! }, predicted: labelled.map(\.predicted), classes: info.classes)
-        return PredictSummary(predictions: predictions, skipped: skipped, metrics: metrics, runID: runID, classes: info.classes)
+        var summary = PredictSummary(predictions: predictions, skipped: skipped, metrics: metrics, runID: runID, classes: info.classes)
+        summary.labelsOutOfRange = outOfRange.map(\.imageID)
+        return summary
     }
 
     /// The run directory a checkpoint belongs to (RUNDIR/checkpoints/x.safetensors -> RUNDIR).

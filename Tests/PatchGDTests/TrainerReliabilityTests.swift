@@ -90,4 +90,37 @@ struct TrainerReliabilityTests {
         #expect(result.errors.contains(option[0]))
         #expect(!FileManager.default.fileExists(atPath: f.dir.file("run")))
     }
+
+    /// 15: tissue wider than --max-grid whose bulk lies off-centre keeps the window with the most patches, not an empty
+    /// centre, and the crop is reported with the slide's name.
+    @Test func cropKeepsTheWindowWithTheMostPatches() throws {
+        let index = try PatchIndex()
+        let dataset = try index.datasetID(named: "d")
+        let tiling = try index.tilingID(datasetID: dataset, spec: TilingSpec(patchSize: 16, stride: 16, level: 0, targetMPP: nil, minTissue: 0,
+                                                                                tissueMethod: "none", paramsJSON: "{}"))
+        guard case .process(let slideID, _) = try index.begin(datasetID: dataset, tilingID: tiling, file: SlideFile(key: "corner", path: "/x/c.tiff", size: 1, mtime: 0), retryFailed: false) else {
+            Issue.record("slide not started"); return
+        }
+        let cells = [(0, 0), (0, 1), (1, 0), (1, 1), (20, 20)].map { PatchCell(level0X: $0.1 * 16, level0Y: $0.0 * 16, gridRow: $0.0, gridCol: $0.1, tissueFraction: 1) }
+        try index.finish(slideID: slideID, tilingID: tiling, metadata: SlideMetadata(vendor: nil, width: 400, height: 400, levelCount: 1, mppX: nil, mppY: nil, mppSource: "unknown", quickHash: nil),
+                         grid: GridInfo(rows: 21, cols: 21, readLevel: 0, readSize: 16), cells: cells)
+        let data = try PatchDataset.load(index: index, dataset: "d", tilingID: tiling, maxGrid: 8)
+        let image = data.images[0]
+        #expect(image.grid.cells.count == 4 && image.rowOffset == 0 && image.colOffset == 0 && image.croppedPatches == 1)
+        #expect(data.notes.count == 1 && data.notes[0].hasPrefix("corner:"))
+    }
+
+    /// 8: a validation slide labelled outside the checkpoint's classes is named and left out of every metric alike.
+    @Test func labelsOutsideTheClassesAreReported() throws {
+        let f = try TrainerFixture.positional(train: 4, val: 3)
+        let summary = try Trainer(options: f.options("run", epochs: 1)).run()
+        let index = try PatchIndex.existing(at: f.db)
+        let dataset = try #require(try index.existingDatasetID(named: "test"))
+        try index.setLabel(slideID: try #require(try index.slideID(datasetID: dataset, slideKey: "s5")), label: 7, fields: [:])
+        var messages: [String] = []
+        let result = try Predictor.run(PredictOptions(db: f.db, checkpoint: summary.lastCheckpoint, out: f.dir.file("val.csv"))) { messages.append($0) }
+        #expect(result.predictions.count == 3 && result.labelsOutOfRange == ["s5"])
+        #expect(result.metrics?.count == 2 && result.metrics?.confusion.joined().reduce(0, +) == 2)
+        #expect(messages.contains { $0.contains("s5") && $0.contains("outside") })
+    }
 }

@@ -104,6 +104,10 @@ public final class Trainer {
     /// Training and validation images: by fold when `--val-fold` is set, else by split name. Unlabelled slides do not train.
     func splitImages(_ data: PatchDataset) throws -> (train: [TrainingImage], val: [TrainingImage]) {
         let usable = data.images.filter { !$0.grid.cells.isEmpty }
+        let patchless = data.images.filter { $0.grid.cells.isEmpty }.map(\.key)
+        if !patchless.isEmpty {
+            log("note: \(patchless.count) slide\(patchless.count == 1 ? "" : "s") without patches left out: \(patchless.prefix(10).joined(separator: ", "))\(patchless.count > 10 ? ", ..." : "")")
+        }
         var train: [TrainingImage], val: [TrainingImage]
         if let fold = options.valFold {
             val = usable.filter { $0.fold == fold }
