@@ -66,6 +66,8 @@ protocol TrainingMethod: AnyObject {
     func logits(_ images: [TrainingImage]) throws -> Tensor
     /// Patches (PatchGD) or images (GD) read per training mini-batch, for progress.
     func workUnits(_ images: [TrainingImage]) -> Int
+    /// From now on, record unreadable patches in `log` and read them as background instead of failing.
+    func recordBadPatches(in log: BadPatchLog)
 }
 
 /// PatchGD: patches streamed lazily from the slides through a `PatchReader`.
@@ -123,6 +125,8 @@ final class PatchGDMethod: TrainingMethod {
 
     private func head(_ z: Tensor) -> Tensor { core.head.forward(z, Context(training: false, recordForBackward: false)) }
 
+    func recordBadPatches(in log: BadPatchLog) { reader.badPatches = log }
+
     func workUnits(_ images: [TrainingImage]) -> Int {
         // The fill pass reads every patch; the inner iterations recompute each once more per sweep.
         images.reduce(0) { $0 + $1.grid.cells.count } * 2
@@ -174,6 +178,9 @@ final class GDMethod: TrainingMethod {
     }
 
     func workUnits(_ images: [TrainingImage]) -> Int { images.count }
+
+    /// GD reads whole images from a coarse pyramid level, not patches: a read that fails there fails the run.
+    func recordBadPatches(in log: BadPatchLog) {}
 }
 
 /// Reads whole slides downscaled to fit `size` x `size` from the best pyramid level (never level 0 of a large slide),

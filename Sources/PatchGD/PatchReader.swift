@@ -78,6 +78,9 @@ public final class PatchReader: @unchecked Sendable {
 
     /// OpenSlide reads performed (cache misses), for tests and progress.
     public var reads: Int { lock.withLock { readCount } }
+    /// When set, a patch that cannot be read (a corrupt tile) is recorded here and read as white background instead
+    /// of failing the whole read; when nil, the read throws (prediction skips the slide).
+    public var badPatches: BadPatchLog?
 
     public init(patchSize: Int, normalization: Normalization, cacheCapacity: Int = 4096) {
         self.patchSize = patchSize
@@ -91,7 +94,14 @@ public final class PatchReader: @unchecked Sendable {
     /// - Throws: `SlideError` naming the slide when one cannot be opened or read.
     public func read(_ locations: [PatchLocation], augmentations: [PatchAugmentation]? = nil) throws -> Tensor {
         precondition(augmentations == nil || augmentations!.count == locations.count, "one augmentation per patch")
-        return try normalization.tensor(count: locations.count, side: patchSize, augmentations: augmentations) { try self.rgb(locations[$0]) }
+        let log = badPatches, white = [UInt8](repeating: 255, count: 3 * patchSize * patchSize)
+        return try normalization.tensor(count: locations.count, side: patchSize, augmentations: augmentations) { i in
+            do { return try self.rgb(locations[i]) } catch {
+                guard let log else { throw error }
+                log.record(locations[i], error: error)
+                return white
+            }
+        }
     }
 
     /// Starts decoding `locations` into the cache in the background (the next inner iteration's patches).
@@ -150,4 +160,30 @@ final class FirstError: @unchecked Sendable {
     private let lock = NSLock()
     private(set) var error: Error?
     func record(_ e: Error) { lock.withLock { if error == nil { error = e } } }
+}
+
+/// Patches that could not be read during a run, each once, with the error: counted in the epoch metrics, written to
+/// `RUNDIR/bad-patches.csv`, and a run that loses too many stops (`--max-bad-patches`).
+public final class BadPatchLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var errors: [PatchLocation: String] = [:]
+
+    public init() {}
+
+    public var count: Int { lock.withLock { errors.count } }
+
+    func record(_ location: PatchLocation, error: Error) {
+        let text = String(describing: error).replacingOccurrences(of: "\n", with: " ")
+        lock.withLock { if errors[location] == nil { errors[location] = text } }
+    }
+
+    /// path, level0_x, level0_y, level, read_size, error, sorted.
+    public var csv: String {
+        let rows = lock.withLock { errors.sorted { ($0.key.path, $0.key.region.level0Y, $0.key.region.level0X) < ($1.key.path, $1.key.region.level0Y, $1.key.region.level0X) } }
+        func field(_ s: String) -> String { s.contains(where: { ",\"\n".contains($0) }) ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s }
+        return (["path,level0_x,level0_y,level,read_size,error"] + rows.map { location, error in
+            [field(location.path), String(location.region.level0X), String(location.region.level0Y), String(location.region.level),
+             String(location.region.width), field(error)].joined(separator: ",")
+        }).joined(separator: "\n") + "\n"
+    }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Ingest
 import NN
 @testable import PatchIndex
 import TestSupport
@@ -122,5 +123,41 @@ struct TrainerReliabilityTests {
         #expect(result.predictions.count == 3 && result.labelsOutOfRange == ["s5"])
         #expect(result.metrics?.count == 2 && result.metrics?.confusion.joined().reduce(0, +) == 2)
         #expect(messages.contains { $0.contains("s5") && $0.contains("outside") })
+    }
+
+    /// 6: a slide whose level-0 tiles are corrupt in the middle ingests (its tissue map comes from a coarser level) and
+    /// trains: the bad patches are read as background, counted in the metrics and listed; past --max-bad-patches the
+    /// run stops with a message naming the list.
+    @Test func corruptTilesAreSkippedAndCounted() throws {
+        let f = TrainerFixture()
+        try FileManager.default.createDirectory(atPath: f.dir.file("slides"), withIntermediateDirectories: true)
+        var rows = ["slide,label,split"]
+        for i in 0 ..< 4 {
+            let blob = Blob(centerX: i % 2 == 0 ? 128 : 384, centerY: 256, radiusX: 100, radiusY: 100)
+            try SyntheticSlide(width: 512, height: 512, blobs: [blob]).write(to: f.dir.file("slides/s\(i).tiff"))
+            rows.append("slides/s\(i).tiff,\(i % 2),\(i < 3 ? "train" : "val")")
+        }
+        #expect(try CorruptTIFF.damageTiles(f.dir.file("slides/s1.tiff"), tiles: [1, 3]) == 2)
+        try (rows.joined(separator: "\n") + "\n").write(toFile: f.dir.file("manifest.csv"), atomically: true, encoding: .utf8)
+        var settings = try IngestSettings.preset("ultramnist")
+        settings.patchSize = 64
+        settings.maskMaxSize = 128   // the tissue map from level 2; level 0's damage is found only when patches are read
+        try f.ingest(manifest: f.dir.file("manifest.csv"), settings: settings)
+
+        // Trained in child processes, as a user runs it: the damaged reads stay out of the test process.
+        try #require(Executables.directory != nil, "build the executables first (scripts/test does)")
+        let common = ["--db", f.db, "--backbone", "tiny", "--latent", "16", "--head-features", "16", "--epochs", "1", "--batch-size", "4",
+                      "--sampling", "0.25", "--normalization", "mnist", "--seed", "7"]
+        let tolerant = try Executables.run("train", common + ["--out", f.dir.file("run"), "--max-bad-patches", "0.5"])
+        #expect(tolerant.status == 0, "\(tolerant.errors)")
+        #expect(tolerant.errors.contains("unreadable patches read as background"))
+        let line = try String(contentsOfFile: f.dir.file("run/metrics.jsonl"), encoding: .utf8).split(separator: "\n").last ?? ""
+        let bad = try #require(try JSONDecoder().decode(EpochMetrics.self, from: Data(line.utf8)).badPatches)
+        #expect(bad > 0 && bad <= 32, "\(bad) bad patches")
+        let list = try String(contentsOfFile: f.dir.file("run/bad-patches.csv"), encoding: .utf8).split(separator: "\n")
+        #expect(list.count == bad + 1 && list.dropFirst().allSatisfy { $0.contains("s1.tiff") })
+
+        let strict = try Executables.run("train", common + ["--out", f.dir.file("strict"), "--max-bad-patches", "0"])
+        #expect(strict.status == 1 && strict.errors.contains("bad-patches.csv") && strict.errors.contains("--max-bad-patches"), "\(strict.errors)")
     }
 }

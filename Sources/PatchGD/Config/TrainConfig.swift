@@ -208,10 +208,13 @@ public struct RunOptions: ParsableArguments, Sendable {
     @Flag(help: "Continue the run in --out from checkpoints/last.safetensors with the options saved there (options given again override them).")
     public var resume: Bool = false
     @Option(help: "Stop each epoch after this many mini-batches (quick trials).") public var limitBatches: Int?
+    @Option(help: "Patches that cannot be read (corrupt tiles) are read as background and listed in RUNDIR/bad-patches.csv; the run stops when more than this fraction of its patches are bad.")
+    public var maxBadPatches: Double = 0.01
     public init() {}
 
     public func validate() throws {
         try check(limitBatches.map { $0 > 0 } ?? true, "--limit-batches must be positive")
+        try check(maxBadPatches >= 0 && maxBadPatches <= 1, "--max-bad-patches must be a fraction in [0, 1], not \(maxBadPatches)")
     }
 }
 

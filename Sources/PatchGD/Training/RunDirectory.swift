@@ -20,19 +20,22 @@ public struct EpochMetrics: Sendable, Equatable, Codable {
     public var stageResolution: Int?
     /// Fraction of the run's compute spent by the end of the epoch.
     public var compute: Double?
+    /// Patches that could not be read so far in the run (read as background); nil when none.
+    public var badPatches: Int?
 
     enum CodingKeys: String, CodingKey {
         case epoch, trainLoss = "train_loss", trainAccuracy = "train_accuracy", valLoss = "val_loss", valAccuracy = "val_accuracy"
         case valKappa = "val_kappa", valConfusion = "val_confusion", learningRate = "lr", seconds
         case patchesPerSecond = "patches_per_s", peakRSSMB = "peak_rss_mb", stageResolution = "stage_resolution", compute
+        case badPatches = "bad_patches"
     }
 
-    static let csvHeader = "epoch,train_loss,train_accuracy,val_loss,val_accuracy,val_kappa,lr,seconds,patches_per_s,peak_rss_mb,compute,stage_resolution"
+    static let csvHeader = "epoch,train_loss,train_accuracy,val_loss,val_accuracy,val_kappa,lr,seconds,patches_per_s,peak_rss_mb,compute,stage_resolution,bad_patches"
 
     var csvRow: String {
         func f(_ v: Double?) -> String { v.map { String(format: "%.6g", $0) } ?? "" }
         return [String(epoch), f(trainLoss), f(trainAccuracy), f(valLoss), f(valAccuracy), f(valKappa), f(learningRate), f(seconds),
-                f(patchesPerSecond), f(peakRSSMB), f(compute), stageResolution.map(String.init) ?? ""].joined(separator: ",")
+                f(patchesPerSecond), f(peakRSSMB), f(compute), stageResolution.map(String.init) ?? "", badPatches.map(String.init) ?? ""].joined(separator: ",")
     }
 }
 
@@ -47,6 +50,7 @@ struct RunDirectory {
     var metricsPath: String { (root as NSString).appendingPathComponent("metrics.jsonl") }
     var csvPath: String { (root as NSString).appendingPathComponent("metrics.csv") }
     var optionsPath: String { (root as NSString).appendingPathComponent("options.json") }
+    var badPatchesPath: String { (root as NSString).appendingPathComponent("bad-patches.csv") }
 
     /// Checks the folder fits the request (a new run must not overwrite one, a resumed run needs its checkpoint),
     /// creates it, removes temporary files of a killed earlier writer, and saves the run's options.

@@ -133,6 +133,9 @@ public final class Trainer {
     private func trainEpochs(_ method: TrainingMethod, train: [TrainingImage], val: [TrainingImage], info: CheckpointInfo, run: RunDirectory,
                              state: inout TrainerState, history: inout [EpochMetrics]) throws -> Int {
         let schedule = try TrainingSchedule(options: options, trainCount: train.count)
+        let badPatches = BadPatchLog()
+        method.recordBadPatches(in: badPatches)
+        let totalPatches = (train + val).reduce(0) { $0 + $1.grid.cells.count }
         let stepper = StepHook(method: method, clip: options.clip.map { Float($0) })
         if let c = schedule.curriculum {
             log("curriculum: \(c.stages.count) stages of equal compute, \(c.batches.map(String.init).joined(separator: "/")) mini-batches at \(c.stages.map { "\($0.resolution)" }.joined(separator: "/")) px (224 scale), \(schedule.epochs) epochs")
@@ -152,6 +155,10 @@ public final class Trainer {
                 let (value, logits) = try method.train(images, labels: labels, epoch: epoch, batch: b, view: schedule.view(at: g))
                 if !value.isFinite || stepper.nonFinite || !method.parts.allSatisfy({ $0.model.store.valuesAreFinite() }) {
                     throw TrainingError("non-finite loss (\(value)) at epoch \(epoch + 1), batch \(b + 1) (slides \(images.map(\.key).joined(separator: ", "))); stopped. \(keptMessage(state.epochsDone))", kind: .diverged)
+                }
+                if Double(badPatches.count) > options.maxBadPatches * Double(totalPatches) {
+                    try? atomicWrite(badPatches.csv, to: run.badPatchesPath)
+                    throw TrainingError("\(badPatches.count) of the run's \(totalPatches) patches could not be read (more than --max-bad-patches \(options.maxBadPatches)); they are listed in \(run.badPatchesPath). Check those slides with gigapatch-inspect, re-scan or drop them, or raise --max-bad-patches", kind: .badData)
                 }
                 lossSum += Double(value) * Double(images.count)
                 correct += zip(options.loss.predictions(logits), labels).filter { $0 == $1 }.count
@@ -180,6 +187,10 @@ public final class Trainer {
             metrics.seconds = Date().timeIntervalSince(start)
             metrics.patchesPerSecond = Double(units) / max(1e-9, metrics.seconds)
             metrics.peakRSSMB = peakResidentMiB()
+            if badPatches.count > 0 {
+                metrics.badPatches = badPatches.count
+                try atomicWrite(badPatches.csv, to: run.badPatchesPath)
+            }
             state.epochsDone = epoch + 1
             let score = options.selectBy == .accuracy ? metrics.valAccuracy : metrics.valKappa
             let improved = score.map { s in state.bestScore.map { s > $0 } ?? true } ?? false
@@ -217,6 +228,7 @@ public final class Trainer {
         if let r = m.stageResolution { s += " (stage \(r) px)" }
         if let vl = m.valLoss, let va = m.valAccuracy, let vk = m.valKappa { s += String(format: " | val loss %.4f acc %.3f kappa %.3f", vl, va, vk) }
         s += String(format: " | %.0f s, %.0f patches/s, %.0f MiB", m.seconds, m.patchesPerSecond, m.peakRSSMB)
+        if let bad = m.badPatches { s += " | \(bad) unreadable patches read as background (bad-patches.csv)" }
         return improved ? s + " (best)" : s
     }
 }
