@@ -99,7 +99,13 @@ public enum IngestStage {
         var sources: [SlideSource] = []
         var summary = IngestSummary()
         summary.dataset = request.dataset
-        let discovered = try request.slidesDirectory.map { try SlideSources.discover(in: $0) } ?? []
+        var unreadable: [(path: String, reason: String)] = []
+        let discovered = try request.slidesDirectory.map { try SlideSources.discover(in: $0, unreadable: &unreadable) } ?? []
+        for folder in unreadable {
+            log("failed   \(folder.path): folder not searched: \(folder.reason)")
+            summary.failures.append(.init(slide: folder.path, error: "folder not searched: \(folder.reason)"))
+            summary.slides.failed += 1
+        }
         if let manifestPath = request.manifestPath {
             let manifest = try Manifest.read(path: manifestPath, classes: request.settings.classes)
             let (resolved, problems) = SlideSources.resolve(manifest, slidesDirectory: request.slidesDirectory, discovered: discovered)
@@ -116,7 +122,7 @@ public enum IngestStage {
             sources = discovered
         }
         if sources.isEmpty && summary.failures.isEmpty {
-            throw IngestError("no slides found (looked for \(SlideSources.extensions.sorted().joined(separator: ", ")) files)")
+            throw IngestError("no slides found in \(request.slidesDirectory ?? request.manifestPath ?? "") (looked for \(SlideSources.extensions.sorted().joined(separator: ", ")) files)", kind: .badData)
         }
 
         let index = try PatchIndex(path: request.databasePath, replacingForeign: request.createDatabase)

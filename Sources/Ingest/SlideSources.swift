@@ -14,20 +14,45 @@ public enum SlideSources {
     public static let extensions: Set<String> = ["svs", "tif", "tiff", "ndpi", "vms", "vmu", "scn", "mrxs", "svslide", "bif"]
 
     /// Every slide file under `directory` (recursively), keyed by its path relative to the folder without extension.
-    public static func discover(in directory: String) throws(IngestError) -> [SlideSource] {
+    /// Subfolders that cannot be listed are returned in `unreadable` (path and reason), not skipped silently.
+    /// - Throws: `IngestError` naming the folder when it is missing or cannot be listed itself.
+    public static func discover(in directory: String, unreadable: inout [(path: String, reason: String)]) throws(IngestError) -> [SlideSource] {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw IngestError("\(directory): slide folder not found")
+            throw IngestError("\(directory): slide folder not found", kind: .missingFile)
         }
-        let root = URL(fileURLWithPath: directory).standardizedFileURL
-        guard let walker = FileManager.default.enumerator(atPath: root.path) else { throw IngestError("\(directory): cannot list the folder") }
+        let root = URL(fileURLWithPath: directory).standardizedFileURL.path
         var sources: [SlideSource] = []
-        while let relative = walker.nextObject() as? String {
-            let ext = (relative as NSString).pathExtension.lowercased()
-            guard extensions.contains(ext) else { continue }
-            sources.append(SlideSource(key: (relative as NSString).deletingPathExtension, path: root.appendingPathComponent(relative).path, entry: nil))
+        var pending = [""]
+        while let relative = pending.popLast() {
+            let folder = relative.isEmpty ? root : root + "/" + relative
+            let names: [String]
+            do { names = try FileManager.default.contentsOfDirectory(atPath: folder) } catch {
+                let reason = access(folder, R_OK | X_OK) != 0 ? "permission denied" : "cannot list it (\(error.localizedDescription))"
+                if relative.isEmpty { throw IngestError("\(directory): cannot list the slide folder: \(reason)", kind: .unreadable) }
+                unreadable.append((folder, reason))
+                continue
+            }
+            for name in names {
+                let path = relative.isEmpty ? name : relative + "/" + name
+                var sub: ObjCBool = false
+                guard FileManager.default.fileExists(atPath: root + "/" + path, isDirectory: &sub) else { continue }
+                if sub.boolValue {
+                    // Symbolic links to folders are not followed (a link back up would loop for ever).
+                    let type = (try? FileManager.default.attributesOfItem(atPath: root + "/" + path))?[.type] as? FileAttributeType
+                    if type != .typeSymbolicLink { pending.append(path) }
+                } else if extensions.contains((name as NSString).pathExtension.lowercased()) {
+                    sources.append(SlideSource(key: (path as NSString).deletingPathExtension, path: root + "/" + path, entry: nil))
+                }
+            }
         }
         return sources.sorted { $0.key < $1.key }
+    }
+
+    /// Every slide file under `directory`, ignoring subfolders that cannot be listed.
+    public static func discover(in directory: String) throws(IngestError) -> [SlideSource] {
+        var ignored: [(path: String, reason: String)] = []
+        return try discover(in: directory, unreadable: &ignored)
     }
 
     /// Resolves each manifest row to a file: an absolute path, a path relative to the manifest's folder or the slide

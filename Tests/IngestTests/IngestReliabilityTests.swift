@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import SlideIO
 @testable import PatchIndex
 import TestSupport
 import Testing
@@ -104,6 +105,73 @@ struct IngestReliabilityTests {
         let last = try Self.ingest(dir)
         #expect(last.status == 0, "\(last.errors)")
         #expect(try PatchIndex(path: dir.file("index.sqlite")).statusCounts(tilingID: 1) == ["done": 2])
+    }
+
+    /// 10: an empty file and a TIFF cut short say so, instead of "unsupported format".
+    @Test func emptyAndTruncatedFilesSayWhatTheyAre() throws {
+        let dir = try Self.folder(slides: 1)
+        #expect(FileManager.default.createFile(atPath: dir.file("slides/empty.svs"), contents: Data()))
+        let whole = try Data(contentsOf: URL(fileURLWithPath: dir.file("slides/s0.tiff")))
+        try whole.prefix(whole.count / 2).write(to: URL(fileURLWithPath: dir.file("slides/cut.tiff")))
+        do { _ = try Slide(path: dir.file("slides/empty.svs")); Issue.record("an empty file opened") } catch {
+            #expect(error.kind == .emptyFile, "\(error)")
+        }
+        do { _ = try Slide(path: dir.file("slides/cut.tiff")); Issue.record("a truncated TIFF opened") } catch {
+            #expect(error.kind == .truncated, "\(error)")
+        }
+        let request = IngestRequest(slidesDirectory: dir.file("slides"), manifestPath: nil, databasePath: dir.file("i.sqlite"), dataset: "d",
+                                    settings: try IngestSettings.preset("ultramnist"), workers: 1)
+        let summary = try IngestStage.run(request, log: { _ in }, progress: { _, _, _ in })
+        let errors = Dictionary(uniqueKeysWithValues: summary.failures.map { (($0.slide as NSString).lastPathComponent, $0.error) })
+        #expect(errors["empty.svs"]?.contains("empty file") == true && errors["cut.tiff"]?.contains("truncated") == true, "\(errors)")
+    }
+
+    /// 10: what a user without read permission meets: an unreadable subfolder, file or slide folder is named with
+    /// "permission denied" and makes the exit status 1. Run as an unprivileged user (root reads everything).
+    @Test func unreadableFoldersAndFilesAreReported() throws {
+        try #require(Executables.directory != nil, "build the executables first (scripts/test does)")
+        var asUser: [String] = []
+        if getuid() == 0 {
+            guard FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else { return }   // root reads everything; nothing to test
+            asUser = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+            // The unprivileged user must reach the build folder (not so under a private home folder): skip otherwise.
+            let probe = Process()
+            probe.executableURL = URL(fileURLWithPath: asUser[0])
+            probe.arguments = Array(asUser.dropFirst()) + ["/usr/bin/test", "-x", Executables.directory! + "/gigapatch-ingest"]
+            try probe.run()
+            probe.waitUntilExit()
+            guard probe.terminationStatus == 0 else { return }
+        }
+        let dir = try Self.folder(slides: 2)
+        try FileManager.default.createDirectory(atPath: dir.file("slides/sub"), withIntermediateDirectories: true)
+        try FileManager.default.moveItem(atPath: dir.file("slides/s1.tiff"), toPath: dir.file("slides/sub/s1.tiff"))
+        try SyntheticSlide(width: 256, height: 256, blobs: []).write(to: dir.file("slides/locked.tiff"))
+        for (path, mode) in [(dir.path, 0o777), (dir.file("slides"), 0o755), (dir.file("slides/s0.tiff"), 0o644),
+                             (dir.file("slides/sub"), 0o000), (dir.file("slides/locked.tiff"), 0o000)] {
+            #expect(chmod(path, mode_t(mode)) == 0)
+        }
+        defer { _ = chmod(dir.file("slides/sub"), 0o755); _ = chmod(dir.file("slides"), 0o755) }
+        func ingest() throws -> (status: Int32, text: String) {
+            let process = Process(), output = Pipe()
+            let command = asUser + [Executables.directory! + "/gigapatch-ingest", "--slides", dir.file("slides"), "--db", dir.file("index.sqlite"),
+                                    "--tissue", "none", "--patch-size", "64", "--workers", "1"]
+            process.executableURL = URL(fileURLWithPath: command[0])
+            process.arguments = Array(command.dropFirst())
+            process.standardOutput = output
+            process.standardError = output
+            try process.run()
+            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return (process.terminationStatus, text)
+        }
+        let first = try ingest()
+        #expect(first.status == 1, "\(first.text)")
+        #expect(first.text.contains(dir.file("slides/sub")) && first.text.contains("permission denied"), "\(first.text)")
+        #expect(first.text.contains("locked.tiff: permission denied") && !first.text.contains("unsupported format"), "\(first.text)")
+        #expect(first.text.contains("done     s0"), "\(first.text)")
+        #expect(chmod(dir.file("slides"), 0o000) == 0)
+        let top = try ingest()
+        #expect(top.status == 1 && top.text.contains(dir.file("slides")) && top.text.contains("permission denied"), "\(top.text)")
     }
 }
 

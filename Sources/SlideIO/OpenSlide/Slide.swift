@@ -171,13 +171,36 @@ public final class Slide: @unchecked Sendable {
 
     // MARK: handle management
 
+    /// Why OpenSlide did not recognise `path`, told apart from an unsupported format where the file says more:
+    /// unreadable (permissions), empty, or a TIFF cut short.
+    static func unrecognised(_ path: String) -> SlideError {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else {
+            let reason = String(cString: strerror(errno))
+            return SlideError(kind: errno == EACCES || errno == EPERM ? .unreadable : .openslide, path: path, message: "cannot open: \(reason)")
+        }
+        defer { close(fd) }
+        var header = [UInt8](repeating: 0, count: 8)
+        let got = read(fd, &header, 8)
+        let size = lseek(fd, 0, SEEK_END)
+        if size == 0 { return SlideError(kind: .emptyFile, path: path, message: "the file has 0 bytes") }
+        if got == 8, header[0] == header[1], header[0] == 0x49 || header[0] == 0x4D {
+            let little = header[0] == 0x49
+            let magic = little ? Int(header[2]) | Int(header[3]) << 8 : Int(header[2]) << 8 | Int(header[3])
+            let b = header[4 ..< 8].map(Int.init)
+            let ifd = little ? b[0] | b[1] << 8 | b[2] << 16 | b[3] << 24 : b[0] << 24 | b[1] << 16 | b[2] << 8 | b[3]
+            if magic == 42, ifd >= size {
+                return SlideError(kind: .truncated, path: path, message: "a TIFF of \(size) bytes whose first image directory is at byte \(ifd)")
+            }
+        }
+        return SlideError(kind: .unsupportedFormat, path: path, message: "not a file that OpenSlide can recognize")
+    }
+
     private static func openHandle(path: String) throws(SlideError) -> OpaquePointer {
         guard FileManager.default.fileExists(atPath: path) else {
             throw SlideError(kind: .missingFile, path: path, message: "no such file")
         }
-        guard let osr = openslide_open(path) else {
-            throw SlideError(kind: .unsupportedFormat, path: path, message: "not a file that OpenSlide can recognize")
-        }
+        guard let osr = openslide_open(path) else { throw unrecognised(path) }
         if let message = openslide_get_error(osr) {
             let text = String(cString: message)
             openslide_close(osr)

@@ -10,6 +10,12 @@ public struct SlideError: Error, Sendable, Equatable, CustomStringConvertible {
         case openslide = "openslide error"
         /// The caller asked for something the slide does not have (a level out of range, a negative size).
         case invalidRequest = "invalid request"
+        /// The file is there but this process may not read it.
+        case unreadable = "permission denied"
+        /// The file has no bytes.
+        case emptyFile = "empty file"
+        /// A TIFF whose image directory lies past the end of the file (an interrupted copy or download).
+        case truncated = "truncated file"
     }
 
     public let kind: Kind
@@ -35,6 +41,8 @@ public struct SlideError: Error, Sendable, Equatable, CustomStringConvertible {
         case .missingFile: text += "; check the path"
         case .unsupportedFormat: text += "; OpenSlide \(Slide.openSlideVersion) reads tiled slides (Aperio, Hamamatsu, MIRAX, Leica, Philips, Ventana, tiled TIFF); convert stripped or plain images to a tiled pyramidal TIFF"
         case .openslide: text += "; the file may be truncated or corrupt"
+        case .unreadable: text += "; give this user read permission (chmod/chown) or run as a user who has it"
+        case .emptyFile, .truncated: text += "; copy the slide again from its source"
         case .invalidRequest: break
         }
         return text
