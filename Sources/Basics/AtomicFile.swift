@@ -29,14 +29,22 @@ public enum AtomicFile {
     /// Calls `produce` with a temporary path beside `path` that it must fill (through any library), then syncs it and
     /// renames it over `path`. The temporary file is removed when `produce` throws.
     public static func replace(_ path: String, _ produce: (String) throws -> Void) throws {
+        try replace(path, steps: nil, produce)
+    }
+
+    /// `replace`, telling `steps` (tests) each durable step as it is done: "sync FILE", "rename", "sync FOLDER".
+    static func replace(_ path: String, steps: ((String) -> Void)?, _ produce: (String) throws -> Void) throws {
         let temp = temporaryPath(for: path)
         do {
             try produce(temp)
             try sync(temp, what: path)
+            steps?("sync \(temp)")
             guard rename(temp, path) == 0 else {
                 throw AtomicFileError(path: path, reason: "cannot rename \(temp) into place: \(String(cString: strerror(errno)))")
             }
+            steps?("rename")
             try sync(folderOf(path), what: path)
+            steps?("sync \(folderOf(path))")
         } catch {
             try? FileManager.default.removeItem(atPath: temp)
             throw error

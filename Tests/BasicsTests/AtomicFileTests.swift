@@ -46,4 +46,14 @@ struct AtomicFileTests {
         #expect(error?.description.contains("/nonexistent-folder/a.txt") == true)
         #expect(error?.errorKind == .unwritable)
     }
+
+    /// The file is synced before the rename and its folder after it, so a power loss finds the old file or the whole
+    /// new one, never a renamed empty one.
+    @Test func syncsTheFileBeforeAndTheFolderAfterTheRename() throws {
+        let dir = try folder(), path = dir + "/a.json"
+        var steps: [String] = []
+        try AtomicFile.replace(path, steps: { steps.append($0) }) { temp in try "{}".write(toFile: temp, atomically: false, encoding: .utf8) }
+        #expect(steps.count == 3)
+        #expect(steps.first?.hasPrefix("sync \(path).tmp-") == true && steps[1] == "rename" && steps.last == "sync \(dir)", "\(steps)")
+    }
 }

@@ -24,6 +24,10 @@ struct TrainerReliabilityTests {
         let first = Trainer(options: o)
         first.commitFault = { at, epoch in if at == point && epoch == 2 { throw Interrupted() } }
         #expect(throws: Interrupted.self) { try first.run() }
+        // What a SIGKILL in the middle of a write leaves: temporary files, removed when the run starts again.
+        for leftover in ["metrics.jsonl.tmp-99999-1", "checkpoints/last.safetensors.tmp-99999"] {
+            #expect(FileManager.default.createFile(atPath: o.out + "/" + leftover, contents: Data("partial".utf8)))
+        }
         let resumed = try Trainer(options: o).run(resume: true)
 
         let a = try Safetensors.read(straight.lastCheckpoint).tensors, b = try Safetensors.read(resumed.lastCheckpoint).tensors
