@@ -23,6 +23,8 @@ public struct CheckpointInfo: Sendable, Equatable, Codable {
     public var tilingIdentity: String?
     public var splitScheme: String
     public var selectBy: SelectBy
+    /// The head's strides; nil in checkpoints from before the option (the reference's fixed strides).
+    public var headStrides: HeadStrides? = nil
 }
 
 /// Where training stands: epochs finished and the best validation score so far.

@@ -17,17 +17,17 @@ public enum ModelFactory {
     public static func head(_ info: CheckpointInfo, seed: UInt64) -> Model? {
         guard info.method == .patchgd else { return nil }
         return PatchGDHead.make(latent: info.latent, features: info.headFeatures, classes: info.loss.outputs(classes: info.classes),
-                                dropout: Float(info.headDropout), seed: seed &+ 1)
+                                dropout: Float(info.headDropout), adaptiveStrides: info.headStrides == .adaptive, seed: seed &+ 1)
     }
 
     /// PatchGD's backbone and head built as a run with these settings builds them, for benchmarks and experiments that
     /// have no checkpoint (cross-entropy over `classes`); nil for an unknown backbone.
-    public static func patchGDModels(backbone: String, latent: Int, headFeatures: Int = 256, headDropout: Double = 0.2, classes: Int,
-                                     seed: UInt64) -> (backbone: Model, head: Model)? {
+    public static func patchGDModels(backbone: String, latent: Int, headFeatures: Int = 256, headDropout: Double = 0.2, headStrides: HeadStrides = .fixed,
+                                     classes: Int, seed: UInt64) -> (backbone: Model, head: Model)? {
         guard Model.backbones.contains(backbone) else { return nil }
         let info = CheckpointInfo(method: .patchgd, backbone: backbone, latent: latent, headFeatures: headFeatures, headDropout: headDropout,
                                   classes: classes, loss: .ce, normalization: .imagenet, patchSize: 0, imageSize: 0, maxGrid: 0,
-                                  oversize: .crop, dataset: "", tilingID: 0, tilingParams: "{}", splitScheme: "", selectBy: .kappa)
+                                  oversize: .crop, dataset: "", tilingID: 0, tilingParams: "{}", splitScheme: "", selectBy: .kappa, headStrides: headStrides)
         return (self.backbone(info, seed: seed), head(info, seed: seed)!)
     }
 

@@ -16,6 +16,16 @@ func convCase(_ name: String, n: Int = 2, c: Int, h: Int, w: Int, o: Int, k: Int
                                                    out: o, kernel: k, stride: s, padding: p, dilation: d, groups: g).v })
 }
 
+/// An `AdaptiveStrideConv2d` (3x3, stride 2, padding 1) on an n x 2 x h x w input, against the reference convolution
+/// at the stride it should choose.
+func adaptiveCase(_ name: String, h: Int, w: Int, strided: Bool) -> LayerCase {
+    LayerCase(name: name, inputShape: [2, 2, h, w], training: true,
+              make: { let layer = AdaptiveStrideConv2d(Conv2d($0, "conv", in: 2, out: 3, kernel: 3, stride: 2, padding: 1))
+                      precondition(layer.strides(h: h, w: w) == strided); return layer },
+              reference: { x, q in Reference.conv2d(nchw(x, [2, 2, h, w]), weight: q["conv.weight"]!, bias: q["conv.bias"]!,
+                                                   out: 3, kernel: 3, stride: strided ? 2 : 1, padding: 1, dilation: 1, groups: 1).v })
+}
+
 struct LayerGradientTests {
     static let cases: [LayerCase] = [
         convCase("conv 3x3 s1 p1 (Winograd)", c: 3, h: 6, w: 5, o: 4, k: 3, p: 1, configure: { $0.winograd = .always }),
@@ -50,6 +60,8 @@ struct LayerGradientTests {
                   reference: { x, q in Reference.conv2d(nchw(x, [1, 2, 36, 34]), weight: q["conv.weight"]!, bias: [],
                                                        out: 3, kernel: 3, stride: 2, padding: 1, dilation: 1, groups: 1).v }),
         convCase("conv 7x7 s2 p3 (stem)", n: 1, c: 3, h: 9, w: 8, o: 2, k: 7, s: 2, p: 3),
+        adaptiveCase("adaptive stride on 5 x 4: strided", h: 5, w: 4, strided: true),
+        adaptiveCase("adaptive stride on 3 x 6: stride 1, same weights", h: 3, w: 6, strided: false),
         LayerCase(name: "batchnorm train", inputShape: [3, 4, 3, 2], training: true,
                   make: { BatchNorm2d($0, "bn", channels: 4) },
                   reference: { x, q in Reference.batchNorm(nchw(x, [3, 4, 3, 2]), gamma: q["bn.weight"]!, beta: q["bn.bias"]!, running: nil).v }),
@@ -292,5 +304,33 @@ struct InputGradientTests {
         #expect(try #require(Model.backbone("resnet18")).computesInputGradient == false)
         #expect(try #require(Model.backbone("mobilenet_v2")).computesInputGradient == false)
         #expect(PatchGDHead.make(latent: 8, features: 8, classes: 3, dropout: 0, seed: 1).computesInputGradient)
+    }
+
+    /// The adaptive head is the reference head on a 16 x 16 grid (every block strides), and keeps 2 x 2 maps on a 4 x 4
+    /// grid, where the reference is down to 1 x 1 after two blocks; both share one set of weights by name.
+    @Test func adaptiveHeadIsTheReferenceOnLargeGridsAndKeepsSmallOnes() throws {
+        let fixed = PatchGDHead.make(latent: 6, features: 5, classes: 3, dropout: 0, seed: 4)
+        let adaptive = PatchGDHead.make(latent: 6, features: 5, classes: 3, dropout: 0, adaptiveStrides: true, seed: 4)
+        #expect(fixed.store.entries.map(\.name) == adaptive.store.entries.map(\.name))
+        #expect(Array(fixed.store.values) == Array(adaptive.store.values))
+        var rng = SplitMix64(seed: 9)
+        func grid(_ side: Int) -> Tensor {
+            Tensor(shape: [3, 6, side, side], values: (0 ..< 3 * 6 * side * side).map { _ in Float.random(in: -1 ... 1, using: &rng) })
+        }
+        let z16 = grid(16)
+        let yFixed = fixed.forward(z16, Context(training: true)), yAdaptive = adaptive.forward(z16, Context(training: true))
+        #expect(yFixed.array == yAdaptive.array)
+        let dy = Tensor(shape: yFixed.shape, values: (0 ..< yFixed.count).map { _ in Float.random(in: -1 ... 1, using: &rng) })
+        let dzFixed = fixed.backward(dy, Context(training: true)), dzAdaptive = adaptive.backward(dy, Context(training: true))
+        #expect(dzFixed.array == dzAdaptive.array)
+        #expect(Array(fixed.store.gradients) == Array(adaptive.store.gradients))
+
+        let convs = (adaptive.network as! Sequential).layers.compactMap { $0 as? AdaptiveStrideConv2d }
+        #expect(convs.count == 3)
+        var side = 4
+        for conv in convs { side = conv.outputSize(h: side, w: side).h }
+        #expect(side == 2)
+        let z4 = grid(4)
+        #expect(fixed.forward(z4, Context(training: true)).array != adaptive.forward(z4, Context(training: true)).array)
     }
 }

@@ -293,3 +293,30 @@ struct TrainerTests {
         #expect(e3?.message.contains("--backbone") == true)
     }
 }
+
+/// `--init` takes a torchvision-named file or a Gigapatch checkpoint (its `backbone.*` tensors), and leaves the final
+/// projection as initialised.
+struct InitialWeightsTests {
+    @Test(arguments: ["", "backbone."]) func initLoadsTheBackboneAndKeepsTheProjection(prefix: String) throws {
+        let dir = TemporaryDirectory()
+        let source = try #require(Model.backbone("tiny", outputs: 10, seed: 11))
+        var tensors = source.tensors(prefix: prefix)
+        if !prefix.isEmpty {
+            let head = PatchGDHead.make(latent: 10, features: 4, classes: 3, dropout: 0, seed: 2)
+            tensors += head.tensors(prefix: "head.")
+        }
+        try Safetensors.write(tensors, metadata: [:], to: dir.file("w.safetensors"))
+        let target = try #require(Model.backbone("tiny", outputs: 7, seed: 12))
+        let before = Array(target.store.values)
+        try Trainer.initialise(target, from: dir.file("w.safetensors"))
+        for entry in target.store.entries where entry.kind == .parameter {
+            let got = Array(target.store.values[entry.offset ..< entry.offset + entry.count])
+            if entry.name.hasPrefix("fc.") {
+                #expect(got == Array(before[entry.offset ..< entry.offset + entry.count]), "\(entry.name) must stay new")
+            } else {
+                let want = Array(source.store.values[try #require(source.store.entry(entry.name)).offset ..< source.store.entry(entry.name)!.offset + entry.count])
+                #expect(got == want, "\(entry.name) not loaded")
+            }
+        }
+    }
+}

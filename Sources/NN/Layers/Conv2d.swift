@@ -52,6 +52,22 @@ public final class Conv2d: Layer {
         self.bias = bias ? store.declare("\(name).bias", shape: [outChannels], initializer: .uniform(bound: 1 / fanIn.squareRoot())) : -1
     }
 
+    /// The convolution `other` with another stride: the same weights and bias (the same offsets in the same store),
+    /// so gradients of either accumulate into one set of parameters. `AdaptiveStrideConv2d` holds both faces.
+    public init(sharing other: Conv2d, stride: Int) {
+        store = other.store
+        inChannels = other.inChannels
+        outChannels = other.outChannels
+        kernel = other.kernel
+        self.stride = stride
+        padding = other.padding
+        dilation = other.dilation
+        groups = other.groups
+        hasBias = other.hasBias
+        weight = other.weight
+        bias = other.bias
+    }
+
     /// Output spatial size for an input of `h` x `w`.
     public func outputSize(h: Int, w: Int) -> (h: Int, w: Int) {
         ((h + 2 * padding - dilation * (kernel.h - 1) - 1) / stride + 1, (w + 2 * padding - dilation * (kernel.w - 1) - 1) / stride + 1)
@@ -484,5 +500,44 @@ struct Geometry {
                 (dyg + oc * np + b * p).update(from: dy + (b * o + g * og + oc) * p, count: p)
             }
         }
+    }
+}
+
+/// A strided convolution that strides only while its input is large enough: with `strided` when the smaller input
+/// side is at least `minimumSide`, else with stride 1 and the same weights. The PatchGD head uses it so that a small
+/// latent grid (4 x 4) keeps 2 x 2 maps instead of being reduced to 1 x 1, where a 3x3 kernel uses only its centre
+/// tap and BatchNorm sees one value per image; on a 16 x 16 grid every block strides, as the reference head does.
+public final class AdaptiveStrideConv2d: Layer {
+    public let strided: Conv2d
+    public let unstrided: Conv2d
+    public let minimumSide: Int
+    /// The face the last forward used (backward uses the same).
+    private var last: Conv2d?
+
+    /// - Parameter minimumSide: smallest input side that is still strided (default twice the stride, so the output
+    ///   is at least 2 x 2).
+    public init(_ conv: Conv2d, minimumSide: Int? = nil) {
+        strided = conv
+        unstrided = Conv2d(sharing: conv, stride: 1)
+        self.minimumSide = minimumSide ?? 2 * conv.stride
+    }
+
+    /// Whether an input of `h` x `w` is strided.
+    public func strides(h: Int, w: Int) -> Bool { min(h, w) >= minimumSide }
+
+    /// Output spatial size for an input of `h` x `w`.
+    public func outputSize(h: Int, w: Int) -> (h: Int, w: Int) {
+        (strides(h: h, w: w) ? strided : unstrided).outputSize(h: h, w: w)
+    }
+
+    public func forward(_ x: Tensor, _ ctx: Context) -> Tensor {
+        let conv = strides(h: x.shape[2], w: x.shape[3]) ? strided : unstrided
+        last = conv
+        return conv.forward(x, ctx)
+    }
+
+    public func backward(_ dy: Tensor, _ ctx: Context) -> Tensor {
+        guard let last else { preconditionFailure("AdaptiveStrideConv2d.backward before forward") }
+        return last.backward(dy, ctx)
     }
 }

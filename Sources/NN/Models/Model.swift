@@ -159,14 +159,18 @@ enum MobileNetV2 {
 
 /// The PatchGD head (reference implementation's): classifies a latent grid Z (N, C, m, n).
 ///
-/// blocks.0: Conv3x3(C -> F, stride 1) -> ReLU -> BatchNorm -> Dropout2d(0.2); blocks.1-3: the same with F -> F, stride 2;
-/// adaptive average pooling to 2 x 2, flatten, fc: Linear(4F -> classes). On a 16 x 16 grid the pooling is the identity.
+/// blocks.0: Conv3x3(C -> F, stride 1) -> ReLU -> BatchNorm -> Dropout2d(0.2); blocks.1-3: the same with F -> F, stride 2
+/// (with `adaptiveStrides`, only while the input is at least 4 x 4, so a 4 x 4 grid keeps 2 x 2 maps; a 16 x 16 grid is
+/// strided as by the reference, and the weights are the same either way); adaptive average pooling to 2 x 2, flatten,
+/// fc: Linear(4F -> classes). On a 16 x 16 grid the pooling is the identity.
 public enum PatchGDHead {
-    public static func make(latent c: Int = 256, features f: Int = 256, classes: Int, dropout: Float = 0.2, seed: UInt64 = 0) -> Model {
+    public static func make(latent c: Int = 256, features f: Int = 256, classes: Int, dropout: Float = 0.2, adaptiveStrides: Bool = false,
+                            seed: UInt64 = 0) -> Model {
         let s = ParameterStore()
         var layers: [Layer] = []
         for b in 0 ..< 4 {
-            layers += [Conv2d(s, "blocks.\(b).0", in: b == 0 ? c : f, out: f, kernel: 3, stride: b == 0 ? 1 : 2, padding: 1),
+            let conv = Conv2d(s, "blocks.\(b).0", in: b == 0 ? c : f, out: f, kernel: 3, stride: b == 0 ? 1 : 2, padding: 1)
+            layers += [b > 0 && adaptiveStrides ? AdaptiveStrideConv2d(conv) : conv,
                        ReLU(), BatchNorm2d(s, "blocks.\(b).2", channels: f), Dropout(p: dropout, channels: true)]
         }
         layers += [AvgPool2d(adaptive: 2, 2), Flatten(), Linear(s, "fc", in: 4 * f, out: classes)]

@@ -17,6 +17,10 @@ public enum SelectBy: String, Sendable, Codable, CaseIterable, ExpressibleByArgu
 /// none, or EfficientTrain++ (low resolution and weak augmentation first, in stages of equal compute).
 public enum CurriculumChoice: String, Sendable, Codable, CaseIterable, ExpressibleByArgument { case none, efficienttrain }
 
+/// How the PatchGD head's stride-2 blocks treat small grids: fixed (the reference head: a 4 x 4 grid is 1 x 1 from
+/// block 2 on) or adaptive (stride only while a block's input is at least 4 x 4; the same head on 16 x 16 and larger).
+public enum HeadStrides: String, Sendable, Codable, CaseIterable, ExpressibleByArgument { case fixed, adaptive }
+
 extension LossKind: ExpressibleByArgument {}
 extension FillStatistics: ExpressibleByArgument {}
 extension OversizePolicy: ExpressibleByArgument {}

@@ -73,7 +73,7 @@ public final class Trainer {
                                   imageSize: options.imageSize, maxGrid: options.maxGrid, oversize: options.oversize, dataset: data.datasetName,
                                   tilingID: data.tiling.id, tilingParams: data.tiling.paramsJSON, tilingIdentity: data.tiling.identity,
                                   splitScheme: options.splitScheme,
-                                  selectBy: options.selectBy)
+                                  selectBy: options.selectBy, headStrides: options.headStrides)
         let run = directory
         try run.prepare(resume: resume, options: options)
         let method = ModelFactory.method(info, seed: options.seed, compute: options.compute, training: TrainingSetup(options))
@@ -84,7 +84,7 @@ public final class Trainer {
             history = try run.history().filter { $0.epoch <= state.epochsDone }
             log("resuming \(run.root) after epoch \(state.epochsDone) of \(options.epochs)")
         } else if let initial = options.initWeights {
-            try method.parts[0].model.load(from: initial, skipping: ["fc.", "classifier."])
+            try Self.initialise(method.parts[0].model, from: initial)
             log("backbone initialised from \(initial) (final projection kept new)")
         }
         let runID = try run.beginRun(index: index, datasetID: data.datasetID, state: state, options: options)
@@ -99,6 +99,15 @@ public final class Trainer {
         }
         return TrainSummary(runDirectory: run.root, epochs: history, bestEpoch: state.bestEpoch, bestScore: state.bestScore,
                             lastCheckpoint: run.lastPath, bestCheckpoint: state.bestEpoch == nil ? nil : run.bestPath)
+    }
+
+    /// Loads initial backbone weights: a file of the backbone's own tensors (torchvision names), or a Gigapatch
+    /// checkpoint, whose `backbone.*` tensors are the backbone's (a GD checkpoint's, or a PatchGD one's encoder). The
+    /// final projection (`fc.`, `classifier.`) is left as initialised: its size is the task's.
+    static func initialise(_ model: Model, from path: String) throws {
+        let (tensors, _) = try Safetensors.read(path)
+        let prefix = tensors.keys.contains { $0.hasPrefix("backbone.") } ? "backbone." : ""
+        try model.load(tensors, prefix: prefix, path: path, skipping: ["fc.", "classifier."])
     }
 
     /// Training and validation images: by fold when `--val-fold` is set, else by split name. Unlabelled slides do not train.
