@@ -30,6 +30,7 @@ let package = Package(
         .executable(name: "gigapatch-split", targets: ["gigapatch-split"]),
         .executable(name: "gigapatch", targets: ["gigapatch"]),
         .executable(name: "gigapatch-predict", targets: ["gigapatch-predict"]),
+        .executable(name: "gigapatch-stain", targets: ["gigapatch-stain"]),
         .library(name: "SlideIO", targets: ["SlideIO"]),
         .library(name: "PatchIndex", targets: ["PatchIndex"]),
     ],
@@ -62,7 +63,7 @@ let package = Package(
         // Stages.
         // The training configuration is declared once as argument-parser option groups (TrainConfig), read from the
         // command line, config files (YAML) and options.json alike.
-        .target(name: "PatchGD", dependencies: ["NN", "Seeded", "SlideIO", "PatchIndex", "Basics",
+        .target(name: "PatchGD", dependencies: ["NN", "Seeded", "SlideIO", "PatchIndex", "Basics", "Stain",
                                                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                                 .product(name: "Yams", package: "Yams")], swiftSettings: strict),
         .target(name: "Ingest", dependencies: ["SlideIO", "Tissue", "PatchIndex", "Manifests", "Basics"],
@@ -74,6 +75,8 @@ let package = Package(
 
         // Services.
         .target(name: "Tissue", dependencies: ["SlideIO"], swiftSettings: numeric),
+        // Stain normalisation (Macenko, Reinhard) and HED augmentation on RGB patches: pure compute.
+        .target(name: "Stain", swiftSettings: numeric),
         .target(name: "PatchIndex", dependencies: ["Basics", .product(name: "GRDB", package: "GRDB.swift")],
                 swiftSettings: strict),
 
@@ -119,8 +122,13 @@ let package = Package(
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: strict),
 
+        .executableTarget(name: "gigapatch-stain",
+                          dependencies: ["PatchGD", "GigapatchCLI", "Stain", "SlideIO",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          swiftSettings: strict),
+
         .executableTarget(name: "gigapatch-bench",
-                          dependencies: ["SlideIO", "PatchIndex", "GigapatchCLI", "NN", "Seeded", "PatchGD",
+                          dependencies: ["SlideIO", "PatchIndex", "GigapatchCLI", "NN", "Seeded", "PatchGD", "Stain",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: strict),
 
@@ -141,6 +149,7 @@ let package = Package(
         .testTarget(name: "TissueTests", dependencies: ["Tissue", "SlideIO", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "ManifestsTests", dependencies: ["Manifests"], swiftSettings: strict),
         .testTarget(name: "BasicsTests", dependencies: ["Basics"], swiftSettings: strict),
+        .testTarget(name: "StainTests", dependencies: ["Stain", "SlideIO", "TestSupport"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(name: "SplitsTests", dependencies: ["Splits"], swiftSettings: strict),
         .testTarget(name: "GigapatchCLITests", dependencies: ["GigapatchCLI", "SlideIO", "TestSupport"],
                     swiftSettings: strict),

@@ -1,32 +1,53 @@
+import Foundation
 import Seeded
+import Stain
 
 /// How strongly training patches are augmented; evaluation never augments.
 ///
 /// Geometric: a random element of the square's symmetry group (horizontal flip, then 0-3 quarter turns), which keeps
-/// a patch a patch. Colour: brightness, contrast and saturation each scaled by a factor drawn from
-/// [1 - jitter, 1 + jitter] (torchvision's ColorJitter without hue).
+/// a patch a patch. Stain: HED jitter (Tellez et al. 2018), each of the haematoxylin, eosin and DAB concentrations
+/// s becoming s * alpha + beta with alpha in [1 - hed, 1 + hed] and beta in [-hed, hed] (optical density, natural
+/// log). Colour: brightness, contrast and saturation each scaled by a factor drawn from [1 - jitter, 1 + jitter]
+/// (torchvision's ColorJitter), then the hue turned by up to +-hue of a full turn (a rotation of YIQ chroma). Then a
+/// Gaussian blur of sigma drawn from [0, blur] pixels, and Gaussian noise of standard deviation drawn from [0, noise]
+/// (intensities 0...1).
 public struct AugmentationSettings: Sendable, Equatable, Codable {
     public var flips = true
     public var rotations = true
     /// Colour-jitter strength (0 = none).
     public var colorJitter: Double = 0.1
+    /// HED jitter strength (0 = none).
+    public var hedJitter: Double = 0
+    /// Largest hue turn, as a fraction of a full turn (0 = none).
+    public var hueJitter: Double = 0
+    /// Largest Gaussian blur sigma in pixels (0 = none).
+    public var blur: Double = 0
+    /// Largest noise standard deviation (0 = none).
+    public var noise: Double = 0
 
-    public init(flips: Bool = true, rotations: Bool = true, colorJitter: Double = 0.1) {
+    public init(flips: Bool = true, rotations: Bool = true, colorJitter: Double = 0.1, hedJitter: Double = 0, hueJitter: Double = 0,
+                blur: Double = 0, noise: Double = 0) {
         self.flips = flips
         self.rotations = rotations
         self.colorJitter = colorJitter
+        self.hedJitter = hedJitter
+        self.hueJitter = hueJitter
+        self.blur = blur
+        self.noise = noise
     }
 
     /// No augmentation.
     public static let none = AugmentationSettings(flips: false, rotations: false, colorJitter: 0)
 
-    public var isNone: Bool { !flips && !rotations && colorJitter == 0 }
+    public var isNone: Bool { !flips && !rotations && colorJitter == 0 && hedJitter == 0 && hueJitter == 0 && blur == 0 && noise == 0 }
 
-    /// The curriculum's view of these settings at augmentation magnitude `m` of `top`: colour jitter scaled by m / top,
+    /// The curriculum's view of these settings at augmentation magnitude `m` of `top`: every strength scaled by m / top,
     /// geometric augmentations from magnitude 1 on (EfficientTrain++ starts from un-augmented images).
     public func scaled(magnitude m: Int, of top: Int) -> AugmentationSettings {
         guard top > 0 else { return self }
-        return AugmentationSettings(flips: flips && m > 0, rotations: rotations && m > 0, colorJitter: colorJitter * Double(m) / Double(top))
+        let f = Double(m) / Double(top)
+        return AugmentationSettings(flips: flips && m > 0, rotations: rotations && m > 0, colorJitter: colorJitter * f,
+                                    hedJitter: hedJitter * f, hueJitter: hueJitter * f, blur: blur * f, noise: noise * f)
     }
 
     /// Draws one patch's augmentation; the same seed always gives the same augmentation.
@@ -41,8 +62,25 @@ public struct AugmentationSettings: Sendable, Equatable, Codable {
             a.contrast = Float.random(in: 1 - j ... 1 + j, using: &rng)
             a.saturation = Float.random(in: 1 - j ... 1 + j, using: &rng)
         }
+        // Drawn after the older augmentations, so that their draws (and runs that use only them) stay as they were.
+        if hedJitter > 0 {
+            let h = hedJitter
+            let alpha = SIMD3((0 ..< 3).map { _ in Double.random(in: 1 - h ... 1 + h, using: &rng) })
+            let beta = SIMD3((0 ..< 3).map { _ in Double.random(in: -h ... h, using: &rng) })
+            a.hed = HEDJitter(alpha: alpha, beta: beta)
+        }
+        if hueJitter > 0 { a.hue = Float.random(in: Float(-hueJitter) ... Float(hueJitter), using: &rng) }
+        if blur > 0 { a.blurSigma = Float.random(in: 0 ... Float(blur), using: &rng) }
+        if noise > 0 {
+            a.noiseStd = Float.random(in: 0 ... Float(noise), using: &rng)
+            a.noiseSeed = rng.next()
+        }
         return a
     }
+}
+
+extension SIMD3 where Scalar == Double {
+    init(_ v: [Double]) { self.init(v[0], v[1], v[2]) }
 }
 
 /// One patch's augmentation: mirror, quarter turns (counter-clockwise), colour factors.
@@ -52,6 +90,15 @@ public struct PatchAugmentation: Sendable, Equatable {
     public var brightness: Float = 1
     public var contrast: Float = 1
     public var saturation: Float = 1
+    /// HED perturbation (nil = none).
+    public var hed: HEDJitter?
+    /// Hue turn as a fraction of a full turn.
+    public var hue: Float = 0
+    /// Gaussian blur sigma in pixels (0 = none).
+    public var blurSigma: Float = 0
+    /// Noise standard deviation and the seed of its values.
+    public var noiseStd: Float = 0
+    public var noiseSeed: UInt64 = 0
 
     public init(flip: Bool = false, quarterTurns: Int = 0, brightness: Float = 1, contrast: Float = 1, saturation: Float = 1) {
         self.flip = flip
@@ -61,7 +108,10 @@ public struct PatchAugmentation: Sendable, Equatable {
         self.saturation = saturation
     }
 
-    public var isIdentity: Bool { !flip && quarterTurns % 4 == 0 && brightness == 1 && contrast == 1 && saturation == 1 }
+    public var isIdentity: Bool {
+        !flip && quarterTurns % 4 == 0 && brightness == 1 && contrast == 1 && saturation == 1 && hed == nil && hue == 0 && blurSigma == 0
+            && noiseStd == 0
+    }
 
     /// The source pixel (x, y) of output pixel (x, y) in a p x p square: quarter turns of the (optionally mirrored) patch.
     @inline(__always)
@@ -85,11 +135,24 @@ public struct PatchAugmentation: Sendable, Equatable {
             for x in 0 ..< p {
                 let (sx, sy) = geometric ? source(x: x, y: y, p: p) : (x, y)
                 let s = 3 * (sy * p + sx), d = y * p + x
-                out[d] = Float(rgb[s]) / 255
-                out[plane + d] = Float(rgb[s + 1]) / 255
-                out[2 * plane + d] = Float(rgb[s + 2]) / 255
+                if let hed {
+                    let v = hed.apply(rgb[s], rgb[s + 1], rgb[s + 2])
+                    out[d] = v[0]; out[plane + d] = v[1]; out[2 * plane + d] = v[2]
+                } else {
+                    out[d] = Float(rgb[s]) / 255
+                    out[plane + d] = Float(rgb[s + 1]) / 255
+                    out[2 * plane + d] = Float(rgb[s + 2]) / 255
+                }
             }
         }
+        applyColor(out, plane: plane)
+        if hue != 0 { Self.turnHue(out, plane: plane, by: hue) }
+        if blurSigma > 0 { for c in 0 ..< 3 { Self.blur(out + c * plane, side: p, sigma: blurSigma) } }
+        if noiseStd > 0 { Self.addNoise(out, count: 3 * plane, std: noiseStd, seed: noiseSeed) }
+    }
+
+    /// Brightness, contrast and saturation (torchvision's order), clamping after each.
+    private func applyColor(_ out: UnsafeMutablePointer<Float>, plane: Int) {
         guard brightness != 1 || contrast != 1 || saturation != 1 else { return }
         // torchvision order: brightness, contrast (around the mean gray), saturation (around each pixel's gray); clamp each.
         let r = out, g = out + plane, b = out + 2 * plane
@@ -108,6 +171,62 @@ public struct PatchAugmentation: Sendable, Equatable {
             r[i] = clamp((r[i] - gray) * saturation + gray)
             g[i] = clamp((g[i] - gray) * saturation + gray)
             b[i] = clamp((b[i] - gray) * saturation + gray)
+        }
+    }
+
+    /// Turns the hue of planar RGB by `turn` of a full turn: a rotation of the chroma (I, Q) in YIQ, luma kept; clamped.
+    static func turnHue(_ out: UnsafeMutablePointer<Float>, plane: Int, by turn: Float) {
+        let angle = 2 * Float.pi * turn, c = cosf(angle), s = sinf(angle)
+        let r = out, g = out + plane, b = out + 2 * plane
+        for i in 0 ..< plane {
+            let y = 0.299 * r[i] + 0.587 * g[i] + 0.114 * b[i]
+            let ci = 0.596 * r[i] - 0.274 * g[i] - 0.322 * b[i]
+            let cq = 0.211 * r[i] - 0.523 * g[i] + 0.312 * b[i]
+            let i2 = c * ci - s * cq, q2 = s * ci + c * cq
+            r[i] = min(1, max(0, y + 0.956 * i2 + 0.621 * q2))
+            g[i] = min(1, max(0, y - 0.272 * i2 - 0.647 * q2))
+            b[i] = min(1, max(0, y - 1.106 * i2 + 1.703 * q2))
+        }
+    }
+
+    /// Separable Gaussian blur of one side x side plane in place, edges clamped; radius ceil(3 sigma).
+    static func blur(_ plane: UnsafeMutablePointer<Float>, side p: Int, sigma: Float) {
+        let radius = min(p - 1, Int((3 * sigma).rounded(.up)))
+        guard radius > 0 else { return }
+        var weights = (-radius ... radius).map { expf(-Float($0 * $0) / (2 * sigma * sigma)) }
+        let total = weights.reduce(0, +)
+        for i in weights.indices { weights[i] /= total }
+        var row = [Float](repeating: 0, count: p)
+        var column = [Float](repeating: 0, count: p)
+        for y in 0 ..< p {
+            let line = plane + y * p
+            for x in 0 ..< p {
+                var acc: Float = 0
+                for k in -radius ... radius { acc += weights[k + radius] * line[min(p - 1, max(0, x + k))] }
+                row[x] = acc
+            }
+            for x in 0 ..< p { line[x] = row[x] }
+        }
+        for x in 0 ..< p {
+            for y in 0 ..< p {
+                var acc: Float = 0
+                for k in -radius ... radius { acc += weights[k + radius] * plane[min(p - 1, max(0, y + k)) * p + x] }
+                column[y] = acc
+            }
+            for y in 0 ..< p { plane[y * p + x] = column[y] }
+        }
+    }
+
+    /// Adds Gaussian noise (Box-Muller from a seeded stream) and clamps to 0...1.
+    static func addNoise(_ out: UnsafeMutablePointer<Float>, count n: Int, std: Float, seed: UInt64) {
+        var rng = SplitMix64(seed: seed)
+        var i = 0
+        while i < n {
+            let u1 = max(Float.leastNormalMagnitude, Float(rng.next() >> 40) / Float(1 << 24)), u2 = Float(rng.next() >> 40) / Float(1 << 24)
+            let radius = (-2 * logf(u1)).squareRoot() * std
+            out[i] = min(1, max(0, out[i] + radius * cosf(2 * Float.pi * u2)))
+            if i + 1 < n { out[i + 1] = min(1, max(0, out[i + 1] + radius * sinf(2 * Float.pi * u2))) }
+            i += 2
         }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import NN
+import Stain
 
 /// What a checkpoint must say so `gigapatch-predict` can rebuild the models and read patches the same way.
 public struct CheckpointInfo: Sendable, Equatable, Codable {
@@ -25,6 +26,8 @@ public struct CheckpointInfo: Sendable, Equatable, Codable {
     public var selectBy: SelectBy
     /// The head's strides; nil in checkpoints from before the option (the reference's fixed strides).
     public var headStrides: HeadStrides? = nil
+    /// The stain normalisation applied to every patch as it is read (nil: none), so prediction applies the same.
+    public var stain: StainTarget? = nil
 }
 
 /// Where training stands: epochs finished and the best validation score so far.

@@ -1,5 +1,6 @@
 import Foundation
 import NN
+import Stain
 import Seeded
 import SlideIO
 
@@ -68,6 +69,8 @@ protocol TrainingMethod: AnyObject {
     func workUnits(_ images: [TrainingImage]) -> Int
     /// From now on, record unreadable patches in `log` and read them as background instead of failing.
     func recordBadPatches(in log: BadPatchLog)
+    /// The stain normalisation patches are read with (nil: none), for its counts.
+    var stain: StainNormalizer? { get }
 }
 
 /// PatchGD: patches streamed lazily from the slides through a `PatchReader`.
@@ -127,6 +130,8 @@ final class PatchGDMethod: TrainingMethod {
 
     func recordBadPatches(in log: BadPatchLog) { reader.badPatches = log }
 
+    var stain: StainNormalizer? { reader.stain }
+
     func workUnits(_ images: [TrainingImage]) -> Int {
         // The fill pass reads every patch; the inner iterations recompute each once more per sweep.
         images.reduce(0) { $0 + $1.grid.cells.count } * 2
@@ -181,6 +186,8 @@ final class GDMethod: TrainingMethod {
 
     /// GD reads whole images from a coarse pyramid level, not patches: a read that fails there fails the run.
     func recordBadPatches(in log: BadPatchLog) {}
+
+    var stain: StainNormalizer? { images.stain }
 }
 
 /// Reads whole slides downscaled to fit `size` x `size` from the best pyramid level (never level 0 of a large slide),
@@ -192,11 +199,14 @@ final class WholeImageReader: @unchecked Sendable {
     private let lock = NSLock()
     private var cache: [String: [UInt8]] = [:]
     private var order: [String] = []
+    /// Stain normalisation of each downscaled image before it is letter-boxed and cached (nil: none).
+    let stain: StainNormalizer?
 
-    init(size: Int, normalization: Normalization, capacity: Int) {
+    init(size: Int, normalization: Normalization, capacity: Int, stain: StainNormalizer? = nil) {
         self.size = size
         self.normalization = normalization
         self.capacity = capacity
+        self.stain = stain
     }
 
     func read(_ paths: [String], augmentations: [PatchAugmentation]?) throws -> Tensor {
@@ -205,7 +215,8 @@ final class WholeImageReader: @unchecked Sendable {
 
     func rgb(_ path: String) throws -> [UInt8] {
         if let hit = lock.withLock({ cache[path] }) { return hit }
-        let thumb = try Slide(path: path).thumbnail(maxSize: size)
+        var thumb = try Slide(path: path).thumbnail(maxSize: size)
+        stain?.apply(&thumb.pixels)
         var square = [UInt8](repeating: 255, count: 3 * size * size)
         let x0 = (size - thumb.width) / 2, y0 = (size - thumb.height) / 2
         for y in 0 ..< thumb.height {

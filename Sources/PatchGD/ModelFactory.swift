@@ -1,4 +1,5 @@
 import NN
+import Stain
 
 /// Builds what a checkpoint describes, for training, prediction and benchmarks alike: the models from
 /// `CheckpointInfo` alone (weights freshly initialised from a seed, to be trained or loaded), and the method that
@@ -38,14 +39,16 @@ public enum ModelFactory {
         let lossFunction = { (logits: Tensor, targets: [Int]) in loss.loss(logits, targets, smoothing: smoothing) }
         guard let head = head(info, seed: seed) else {
             return GDMethod(model: backbone, optimizer: training?.optimizer(for: backbone, head: false),
-                            images: WholeImageReader(size: info.imageSize, normalization: info.normalization, capacity: 256),
+                            images: WholeImageReader(size: info.imageSize, normalization: info.normalization, capacity: 256,
+                                                     stain: info.stain.map(StainNormalizer.init)),
                             seed: seed, loss: lossFunction)
         }
         let core = PatchGD(backbone: backbone, head: head, config: training?.patchGD ?? PatchGDConfig(),
                            backboneOptimizer: training?.optimizer(for: backbone, head: false),
                            headOptimizer: training?.optimizer(for: head, head: true))
         core.fillChunk = compute.fillChunk
-        let reader = PatchReader(patchSize: info.patchSize, normalization: info.normalization, cacheCapacity: compute.cacheSize)
+        let reader = PatchReader(patchSize: info.patchSize, normalization: info.normalization, cacheCapacity: compute.cacheSize,
+                                 stain: info.stain.map(StainNormalizer.init))
         return PatchGDMethod(core: core, reader: reader, seed: seed, loss: lossFunction)
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import NN
 import SlideIO
+import Stain
 
 /// Where one patch is: its slide and the square region read (level-0 origin, level, side at that level).
 public struct PatchLocation: Sendable, Hashable {
@@ -81,11 +82,14 @@ public final class PatchReader: @unchecked Sendable {
     /// When set, a patch that cannot be read (a corrupt tile) is recorded here and read as white background instead
     /// of failing the whole read; when nil, the read throws (prediction skips the slide).
     public var badPatches: BadPatchLog?
+    /// Stain normalisation applied to each patch as it is decoded, before caching (nil: none).
+    public let stain: StainNormalizer?
 
-    public init(patchSize: Int, normalization: Normalization, cacheCapacity: Int = 4096) {
+    public init(patchSize: Int, normalization: Normalization, cacheCapacity: Int = 4096, stain: StainNormalizer? = nil) {
         self.patchSize = patchSize
         self.normalization = normalization
         self.cacheCapacity = max(0, cacheCapacity)
+        self.stain = stain
     }
 
     /// The patches at `locations` as a normalised (N, 3, P, P) tensor, read in parallel where not cached.
@@ -126,6 +130,7 @@ public final class PatchReader: @unchecked Sendable {
             raster = location.readSize > patchSize ? Resample.area(raster, width: patchSize, height: patchSize)
                                                    : Resample.bilinear(raster, width: patchSize, height: patchSize)
         }
+        stain?.apply(&raster.pixels)
         lock.withLock {
             readCount += 1
             guard cacheCapacity > 0 else { return }

@@ -18,6 +18,8 @@ public struct PipelineError: Error, Sendable, CustomStringConvertible, KindedErr
 public struct StageKind: Sendable, Equatable {
     public var name: String
     public var executable: String
+    /// Arguments before the stage's options: the subcommand of executables that have several (`gigapatch-stain fit`).
+    public var subcommand: [String]
     /// Options naming files or folders read (hashed into the stage's fingerprint).
     public var inputs: [String]
     /// Options naming files or folders written (checked unchanged before skipping).
@@ -43,10 +45,11 @@ public struct StageKind: Sendable, Equatable {
         public var suffixes: [String]
     }
 
-    public init(name: String, executable: String, inputs: [String], outputs: [String], sharedOutputs: [String], resume: Resume? = nil,
-                cleanOnRedo: [Clean] = []) {
+    public init(name: String, executable: String, subcommand: [String] = [], inputs: [String], outputs: [String], sharedOutputs: [String],
+                resume: Resume? = nil, cleanOnRedo: [Clean] = []) {
         self.name = name
         self.executable = executable
+        self.subcommand = subcommand
         self.inputs = inputs
         self.outputs = outputs
         self.sharedOutputs = sharedOutputs
@@ -63,6 +66,7 @@ public struct StageKind: Sendable, Equatable {
                   resume: Resume(option: "out", marker: "checkpoints/last.safetensors", flag: "--resume"),
                   cleanOnRedo: [Clean(option: "out", suffixes: [""])]),
         StageKind(name: "predict", executable: "gigapatch-predict", inputs: ["checkpoint"], outputs: ["out"], sharedOutputs: ["db"]),
+        StageKind(name: "stain", executable: "gigapatch-stain", subcommand: ["fit"], inputs: ["slide"], outputs: ["out"], sharedOutputs: []),
     ]
 
     public static func named(_ name: String) -> StageKind? { all.first { $0.name == name } }

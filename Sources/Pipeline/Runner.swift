@@ -118,7 +118,7 @@ public final class PipelineRunner {
             hasher.add(previous)
             let fingerprint = hasher.hex
             previous = fingerprint
-            let command = [try executable(stage.kind.executable)] + stage.arguments
+            let command = [try executable(stage.kind.executable)] + stage.kind.subcommand + stage.arguments
             var record = StageRecord(name: stage.name, stage: stage.kind.name, status: "not-run", reason: nil, command: command,
                                      options: Dictionary(stage.options, uniquingKeysWith: { $1 }), inputs: inputs,
                                      outputs: [], fingerprint: fingerprint)
@@ -217,8 +217,8 @@ public final class PipelineRunner {
         var accepted: [String: Set<String>] = [:]
         var problems: [String] = []
         for stage in file.stages {
-            let name = stage.kind.executable
-            if accepted[name] == nil { accepted[name] = try Self.longOptions(of: try executable(name)) }
+            let name = ([stage.kind.executable] + stage.kind.subcommand).joined(separator: " ")
+            if accepted[name] == nil { accepted[name] = try Self.longOptions(of: try executable(stage.kind.executable), subcommand: stage.kind.subcommand) }
             for key in stage.options.map(\.key) where !accepted[name]!.contains(key) {
                 let close = accepted[name]!.filter { $0.hasPrefix(String(key.prefix(3))) }.sorted().prefix(3)
                 problems.append("stage '\(stage.name)' gives --\(key), which \(name) does not accept" + (close.isEmpty ? "" : " (did you mean \(close.map { "--" + $0 }.joined(separator: ", "))?)"))
@@ -230,10 +230,10 @@ public final class PipelineRunner {
     }
 
     /// The long option names an executable accepts, from argument-parser's tool description.
-    static func longOptions(of executable: String) throws -> Set<String> {
+    static func longOptions(of executable: String, subcommand: [String] = []) throws -> Set<String> {
         let process = Process(), pipe = Pipe()
         process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["--experimental-dump-help"]
+        process.arguments = subcommand + ["--experimental-dump-help"]
         process.standardOutput = pipe
         process.standardError = FileHandle.nullDevice
         do { try process.run() } catch { throw PipelineError("\(executable): cannot start (\(error))") }

@@ -4,6 +4,7 @@ import NN
 import PatchGD
 import Seeded
 import SlideIO
+import Stain
 
 /// `gigapatch-bench patchgd`: one PatchGD training step on one large image; time and peak memory.
 ///
@@ -25,6 +26,9 @@ struct PatchGDBench: ParsableCommand {
     @Option(help: "Timed steps (after one warm-up step unless --no-warmup).") var steps: Int = 1
     @Flag(help: "Skip the warm-up step (memory runs).") var noWarmup = false
     @Option(help: "Threads; default: cores.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "With --slide: decoded patches cached (0: every read decodes, resamples and normalises again).") var cache: Int = 4096
+    @Option(help: "With --slide: stain target (gigapatch-stain fit) applied to every patch read.") var stain: String?
+    @Option(help: "With --slide: augmentation preset applied to every patch read: none, basic or he.") var augmentation: String = "none"
 
     func run() throws {
         BLAS.configure()
@@ -37,10 +41,18 @@ struct PatchGDBench: ParsableCommand {
         if let slide {
             let opened = try Slide(path: slide)
             side = min(opened.dimensions.width, opened.dimensions.height)
-            let reader = PatchReader(patchSize: patch, normalization: .mnist)
+            let normalizer = try stain.map { StainNormalizer(try StainTarget.load(path: $0)) }
+            let reader = PatchReader(patchSize: patch, normalization: .imagenet, cacheCapacity: cache, stain: normalizer)
+            let settings: AugmentationSettings
+            switch augmentation {
+            case "none": settings = .none
+            case "basic", "he": settings = AugmentationPreset(rawValue: augmentation)!.settings
+            default: throw ValidationError("--augmentation must be none, basic or he, not '\(augmentation)'")
+            }
             let n = side / patch
             provider = { _, cells in
-                try reader.read(cells.map { PatchLocation(path: slide, level0X: $0 % n * patch, level0Y: $0 / n * patch, level: 0, readSize: patch) })
+                try reader.read(cells.map { PatchLocation(path: slide, level0X: $0 % n * patch, level0Y: $0 / n * patch, level: 0, readSize: patch) },
+                                augmentations: settings.isNone ? nil : cells.map { settings.draw(seed: UInt64($0)) })
             }
         } else {
             let p = patch
@@ -72,6 +84,8 @@ struct PatchGDBench: ParsableCommand {
         let line: [String: Any] = ["bench": "patchgd", "backbone": backbone, "size": n * patch, "patch": patch, "grid": n,
                                    "k": config.k(cells: n * n), "inner_iterations": iterations, "threads": threads,
                                    "source": slide == nil ? "generated" : "slide", "seconds_per_step": seconds,
+                                   "patches_per_s": Double(n * n) / seconds, "cache": slide == nil ? 0 : cache,
+                                   "stain": stain.flatMap { try? StainTarget.load(path: $0).method.rawValue } ?? "none", "augmentation": augmentation,
                                    "z_mb": Double(latent * n * n * 4) / 1_048_576, "peak_rss_mb": peakResidentMiB()]
         print(String(decoding: try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys]), as: UTF8.self))
     }

@@ -4,6 +4,7 @@ import Manifests
 import NN
 import PatchIndex
 import SlideIO
+import Stain
 import TestSupport
 import Testing
 import UltraMNIST
@@ -123,6 +124,7 @@ struct TrainerTests {
         let f = try TrainerFixture.positional(train: 6, val: 2)
         var o = f.options("straight", epochs: 3)
         o.colorJitter = 0.2
+        o.augmentation = .he                       // HED jitter, hue, blur and noise drawn per patch as well
         o.headDropout = 0.2
         let straight = try Trainer(options: o).run()
 
@@ -318,5 +320,31 @@ struct InitialWeightsTests {
                 #expect(got == want, "\(entry.name) not loaded")
             }
         }
+    }
+}
+
+/// A run trained with --stain-normalize carries the target in its checkpoints; prediction applies it from there.
+struct StainNormalisedRunTests {
+    @Test func theTargetTravelsWithTheCheckpoint() throws {
+        let f = try TrainerFixture.positional(train: 4, val: 2)
+        let target = StainTarget(reinhard: Reinhard.Statistics(mean: [55, 35, -10], std: [10, 9, 6]), fittedFrom: "test")
+        try target.write(to: f.dir.file("stain.json"))
+        var o = f.options("run", epochs: 1)
+        o.stainNormalize = f.dir.file("stain.json")
+        let summary = try Trainer(options: o).run()
+        let info = try Checkpoint.info(summary.lastCheckpoint).info
+        #expect(info.stain == target)
+        let method = ModelFactory.method(info, seed: 0, compute: try ComputeOptions.parse([]), training: nil)
+        #expect(method.stain?.target == target)
+        let result = try Predictor.run(PredictOptions(db: f.db, checkpoint: summary.lastCheckpoint, out: f.dir.file("p.csv"), split: .val))
+        #expect(result.predictions.count == 2)
+
+        // A missing or broken target is named before anything trains.
+        o.out = f.dir.file("run2")
+        o.stainNormalize = f.dir.file("missing.json")
+        #expect { try Trainer(options: o).run() } throws: { "\($0)".contains("missing.json") && "\($0)".contains("gigapatch-stain fit") }
+        try "{\"method\": \"macenko\"}".write(toFile: f.dir.file("broken.json"), atomically: true, encoding: .utf8)
+        o.stainNormalize = f.dir.file("broken.json")
+        #expect { try Trainer(options: o).run() } throws: { "\($0)".contains("broken.json") }
     }
 }

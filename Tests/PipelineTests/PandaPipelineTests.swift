@@ -31,7 +31,7 @@ struct PandaPipelineTests {
         let runner = PipelineRunner(file: file) { _ in }
         runner.executableDirectory = binaries
         let manifest = try runner.run()
-        #expect(manifest.stages.map(\.status) == ["done", "done", "done", "done"])
+        #expect(manifest.stages.map(\.status) == ["done", "done", "done", "done", "done"])
 
         // Folds on isup_grade: 12 slides, 5 folds, every slide in one; the index has them under the default scheme.
         let folds = try CSVTable(text: String(contentsOfFile: dir.file("out/folds.csv"), encoding: .utf8))
@@ -51,5 +51,10 @@ struct PandaPipelineTests {
         // The trained checkpoint was selected by kappa and knows its 6 classes.
         let options = try String(contentsOfFile: dir.file("out/train-fold0/options.json"), encoding: .utf8)
         #expect(options.contains("\"select-by\" : \"kappa\"") && options.contains("\"classes\" : 6"))
+        // Stain normalisation fitted on the dataset, applied in training and carried by the checkpoint; H&E augmentation.
+        let stain = try String(contentsOfFile: dir.file("out/stain.json"), encoding: .utf8)
+        #expect(stain.contains("\"method\" : \"macenko\"") && options.contains("stain.json") && options.contains("\"augmentation\" : \"he\""))
+        let header = try String(contentsOfFile: dir.file("out/train-fold0/checkpoints/best.safetensors"), encoding: .isoLatin1).prefix(20000)
+        #expect(header.contains("gigapatch-stain-target"))
     }
 }

@@ -21,6 +21,22 @@ public enum CurriculumChoice: String, Sendable, Codable, CaseIterable, Expressib
 /// block 2 on) or adaptive (stride only while a block's input is at least 4 x 4; the same head on 16 x 16 and larger).
 public enum HeadStrides: String, Sendable, Codable, CaseIterable, ExpressibleByArgument { case fixed, adaptive }
 
+/// Augmentation presets, as data: what each turns on (the strength options override them).
+public enum AugmentationPreset: String, Sendable, Codable, CaseIterable, ExpressibleByArgument {
+    /// Flips, quarter turns and colour jitter (brightness, contrast, saturation).
+    case basic
+    /// H&E slides: basic plus HED stain jitter (Tellez et al. 2018's light setting), a small hue turn, mild blur
+    /// (focus) and noise (sensor), the variation between scanners and labs.
+    case he
+
+    public var settings: AugmentationSettings {
+        switch self {
+        case .basic: return AugmentationSettings()
+        case .he: return AugmentationSettings(hedJitter: 0.05, hueJitter: 0.04, blur: 1, noise: 0.02)
+        }
+    }
+}
+
 extension LossKind: ExpressibleByArgument {}
 extension FillStatistics: ExpressibleByArgument {}
 extension OversizePolicy: ExpressibleByArgument {}

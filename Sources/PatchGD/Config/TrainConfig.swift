@@ -65,6 +65,8 @@ public struct DataOptions: ParsableArguments, Sendable {
     @Option(help: "Number of classes (default: largest label + 1).") public var classes: Int?
     @Option(help: "Largest grid side in patches.") public var maxGrid: Int = 64
     @Option(help: "Larger tissue: crop (centre) or coarser (another tiling of the dataset).") public var oversize: OversizePolicy = .crop
+    @Option(help: "Stain target (gigapatch-stain fit) applied to every patch as it is read, before caching; recorded in the checkpoint, so prediction applies it too.")
+    public var stainNormalize: String?
     public init() {}
 
     public func validate() throws {
@@ -127,7 +129,25 @@ public struct OptimizationOptions: ParsableArguments, Sendable {
     @Flag(inversion: .prefixedNo, help: "Augment training patches (flips, rotations, colour jitter); --no-augment turns it off.")
     public var augment: Bool = true
     @Option(help: "Colour-jitter strength.") public var colorJitter: Double = 0.1
+    @Option(help: "Augmentation preset: basic (flips, quarter turns, colour jitter) or he (basic plus HED jitter, hue, blur and noise, for H&E slides). The strengths below override the preset's.")
+    public var augmentation: AugmentationPreset = .basic
+    @Option(help: "HED stain jitter strength: alpha in [1-s, 1+s], beta in [-s, s] (default: the preset's; he 0.05).") public var hedJitter: Double?
+    @Option(help: "Largest hue turn, as a fraction of a full turn (default: the preset's; he 0.04).") public var hueJitter: Double?
+    @Option(help: "Largest Gaussian blur sigma in pixels (default: the preset's; he 1).") public var blur: Double?
+    @Option(help: "Largest Gaussian noise standard deviation, intensities 0-1 (default: the preset's; he 0.02).") public var noise: Double?
     public init() {}
+
+    /// The augmentation a training run applies (none with --no-augment).
+    public var augmentationSettings: AugmentationSettings {
+        guard augment else { return .none }
+        var s = augmentation.settings
+        s.colorJitter = colorJitter
+        if let hedJitter { s.hedJitter = hedJitter }
+        if let hueJitter { s.hueJitter = hueJitter }
+        if let blur { s.blur = blur }
+        if let noise { s.noise = noise }
+        return s
+    }
 
     public func validate() throws {
         try check(epochs > 0, "--epochs must be positive, not \(epochs)")
@@ -140,6 +160,10 @@ public struct OptimizationOptions: ParsableArguments, Sendable {
         try check(labelSmoothing >= 0 && labelSmoothing < 1, "--label-smoothing must be in [0, 1), not \(labelSmoothing)")
         try check(clip.map { $0.isFinite && $0 > 0 } ?? true, "--clip must be a positive number, not \(clip ?? 0)")
         try check(colorJitter.isFinite && colorJitter >= 0 && colorJitter <= 1, "--color-jitter must be in [0, 1], not \(colorJitter)")
+        try check(hedJitter.map { $0.isFinite && $0 >= 0 && $0 < 1 } ?? true, "--hed-jitter must be in [0, 1), not \(hedJitter ?? 0)")
+        try check(hueJitter.map { $0.isFinite && $0 >= 0 && $0 <= 0.5 } ?? true, "--hue-jitter must be in [0, 0.5], not \(hueJitter ?? 0)")
+        try check(blur.map { $0.isFinite && $0 >= 0 && $0 <= 16 } ?? true, "--blur must be a sigma in [0, 16] pixels, not \(blur ?? 0)")
+        try check(noise.map { $0.isFinite && $0 >= 0 && $0 <= 1 } ?? true, "--noise must be in [0, 1], not \(noise ?? 0)")
     }
 }
 

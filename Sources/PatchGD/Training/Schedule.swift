@@ -38,7 +38,7 @@ struct TrainingSchedule {
         warmup = min(1, options.warmup / Double(options.epochs))
         seed = options.seed
         lowPass = options.lowPass
-        augmentation = options.augment ? AugmentationSettings(colorJitter: options.colorJitter) : .none
+        augmentation = options.optimization.augmentationSettings
     }
 
     /// Mini-batches of `epoch` (the last one may be cut short by a curriculum's total).

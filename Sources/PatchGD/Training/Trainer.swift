@@ -2,6 +2,7 @@ import Foundation
 import NN
 import PatchIndex
 import Seeded
+import Stain
 
 /// Progress within an epoch, for a terminal line.
 public struct TrainProgress: Sendable {
@@ -67,13 +68,16 @@ public final class Trainer {
         if let bad = (train + val).first(where: { ($0.label ?? 0) >= classes }) {
             throw TrainingError("\(options.db): slide \(bad.key) has label \(bad.label!) but --classes is \(classes)", kind: .badData)
         }
-        let info = CheckpointInfo(method: options.method, backbone: options.backbone, latent: options.latent, headFeatures: options.headFeatures,
+        let stain = try options.stainNormalize.map { try StainTarget.load(path: $0) }
+        if let stain { log("stain normalisation: \(stain.summary)") }
+        var info = CheckpointInfo(method: options.method, backbone: options.backbone, latent: options.latent, headFeatures: options.headFeatures,
                                   headDropout: options.headDropout, classes: classes, loss: options.loss,
                                   normalization: try options.model.normalizationValue(), patchSize: data.tiling.patchSize,
                                   imageSize: options.imageSize, maxGrid: options.maxGrid, oversize: options.oversize, dataset: data.datasetName,
                                   tilingID: data.tiling.id, tilingParams: data.tiling.paramsJSON, tilingIdentity: data.tiling.identity,
                                   splitScheme: options.splitScheme,
                                   selectBy: options.selectBy, headStrides: options.headStrides)
+        info.stain = stain
         let run = directory
         try run.prepare(resume: resume, options: options)
         let method = ModelFactory.method(info, seed: options.seed, compute: options.compute, training: TrainingSetup(options))
@@ -199,6 +203,9 @@ public final class Trainer {
             if badPatches.count > 0 {
                 metrics.badPatches = badPatches.count
                 try atomicWrite(badPatches.csv, to: run.badPatchesPath)
+            }
+            if let counts = method.stain?.counts, counts.unchanged > 0 {
+                log("stain normalisation so far: \(counts.normalized) patches normalised, \(counts.unchanged) left as they were (too little tissue, or one stain only)")
             }
             state.epochsDone = epoch + 1
             let score = options.selectBy == .accuracy ? metrics.valAccuracy : metrics.valKappa
