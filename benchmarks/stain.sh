@@ -5,10 +5,15 @@
 # so drift of the machine is seen; the ratio is patches/s against the plain read of the same round.
 # --cache 0 makes every read decode, normalise and augment again (fill pass and recomputation both), the worst case;
 # --cache 4096 is training's default, where a patch is decoded and normalised once while it stays cached.
-# Usage: benchmarks/stain.sh [SLIDE]   (default: ../shared/data TCGA H&E slide, 3567 px square: 55 x 55 patches)
+# First the per-patch costs alone (gigapatch-bench stain: microseconds per patch on patches held in memory), then the
+# training step end to end. Usage: benchmarks/stain.sh [SLIDE] [ROUNDS] [CACHES]
+# (defaults: ../shared/data's TCGA H&E slide, 3567 px square: 55 x 55 patches; 3 rounds; caches "4096", add 0 for
+# the worst case)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 slide="${1:-../shared/data/slides/openslide/tcga-cr-7395-01a-01-ts1.svs}"
+rounds="${2:-3}"
+caches="${3:-4096}"
 [ -f "$slide" ] || { echo "benchmarks/stain.sh: no slide at $slide; give an H&E slide" >&2; exit 1; }
 swift build -c release --product gigapatch-bench >/dev/null
 swift build -c release --product gigapatch-stain >/dev/null
@@ -18,8 +23,10 @@ trap 'rm -rf "$work"' EXIT
 .build/release/gigapatch-stain fit --slide "$slide" --method macenko --out "$work/macenko.json" >/dev/null
 .build/release/gigapatch-stain fit --slide "$slide" --method reinhard --out "$work/reinhard.json" >/dev/null
 echo "# $(date -u +%Y-%m-%d) $(uname -m), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-for cache in 0 4096; do
-    for round in 1 2; do
+$bench stain --slide "$slide" --patch 64 --count 1024
+$bench patchgd --size 3520 --patch 64 --backbone tiny --sampling 0.125
+for cache in $caches; do
+    for round in $(seq "$rounds"); do
         common=(patchgd --slide "$slide" --patch 64 --backbone tiny --sampling 0.125 --cache "$cache")
         $bench "${common[@]}"
         $bench "${common[@]}" --stain "$work/macenko.json"

@@ -49,7 +49,7 @@ public struct Normalization: Sendable, Equatable, Codable {
     }
 
     /// Writes a square of interleaved RGB bytes (side x side), augmented when asked, as 3 normalised planes at `out`.
-    func write(_ rgb: [UInt8], side p: Int, augmentation: PatchAugmentation?, into out: UnsafeMutablePointer<Float>) {
+    public func write(_ rgb: [UInt8], side p: Int, augmentation: PatchAugmentation?, into out: UnsafeMutablePointer<Float>) {
         rgb.withUnsafeBufferPointer { (augmentation ?? PatchAugmentation()).apply(rgb: $0, p: p, into: out) }
         for c in 0 ..< 3 {
             let scale = 1 / std[c], shift = -mean[c] / std[c], dst = out + c * p * p

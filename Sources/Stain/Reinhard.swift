@@ -47,12 +47,15 @@ public enum Reinhard {
             let lab = LabConversion.shared, limit = Float(parameters.tissueLightness)
             for i in 0 ..< rgb.count / 3 {
                 let v = lab.lab(rgb[3 * i], rgb[3 * i + 1], rgb[3 * i + 2])
-                guard v[0] < limit else { continue }
-                let d = SIMD3<Double>(Double(v[0]), Double(v[1]), Double(v[2]))
-                count += 1
-                sum += d
-                squares += d * d
+                if v[0] < limit { add(v) }
             }
+        }
+
+        @inline(__always) mutating func add(_ v: SIMD3<Float>) {
+            let d = SIMD3<Double>(Double(v[0]), Double(v[1]), Double(v[2]))
+            count += 1
+            sum += d
+            squares += d * d
         }
 
         public mutating func add(_ other: Accumulator) {
@@ -79,16 +82,25 @@ public enum Reinhard {
 
     /// Normalises interleaved RGB pixels in place to `target`; on failure the pixels are left as they were.
     public static func normalize(_ rgb: UnsafeMutableBufferPointer<UInt8>, to target: Statistics, parameters: Parameters = Parameters()) -> Failure? {
+        // Each pixel's L*a*b* once, for the statistics and the transform.
+        let n = rgb.count / 3, lab = LabConversion.shared, limit = Float(parameters.tissueLightness)
+        let values = UnsafeMutablePointer<SIMD3<Float>>.allocate(capacity: n)
+        defer { values.deallocate() }
+        var accumulator = Accumulator()
+        for i in 0 ..< n {
+            let v = lab.lab(rgb[3 * i], rgb[3 * i + 1], rgb[3 * i + 2])
+            values[i] = v
+            if v[0] < limit { accumulator.add(v) }
+        }
         let source: Statistics
-        switch statistics(rgb: UnsafeBufferPointer(rgb), parameters: parameters) {
+        switch accumulator.statistics(parameters: parameters) {
         case .success(let s): source = s
         case .failure(let f): return f
         }
-        let lab = LabConversion.shared
         let scale = SIMD3<Float>((0 ..< 3).map { Float(target.std[$0] / source.std[$0]) })
         let shift = SIMD3<Float>((0 ..< 3).map { Float(target.mean[$0] - source.mean[$0] * target.std[$0] / source.std[$0]) })
-        for i in 0 ..< rgb.count / 3 {
-            let v = lab.lab(rgb[3 * i], rgb[3 * i + 1], rgb[3 * i + 2]) * scale + shift
+        for i in 0 ..< n {
+            let v = values[i] * scale + shift
             let out = lab.rgb(v) * 255
             // The reference truncates (astype uint8).
             rgb[3 * i] = UInt8(out[0]); rgb[3 * i + 1] = UInt8(out[1]); rgb[3 * i + 2] = UInt8(out[2])

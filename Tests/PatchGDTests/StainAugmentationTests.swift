@@ -1,4 +1,5 @@
 import Foundation
+import Seeded
 import SlideIO
 import Stain
 import TestSupport
@@ -37,6 +38,28 @@ struct PathologyAugmentationTests {
         let sharp = Self.planes(PatchAugmentation(), edge, p: p), soft = Self.planes(a, edge, p: p)
         #expect(abs(sharp.reduce(0, +) - soft.reduce(0, +)) < 1e-2)
         #expect(soft[p / 2 - 1] > 0.05 && soft[p / 2] < 0.95)
+    }
+
+    /// The vectorised blur against the one-pixel-at-a-time reference, on odd sizes and sigmas up to the patch.
+    @Test(arguments: [(7, Float(0.4)), (16, 1), (23, 2.5), (5, 3)])
+    func blurMatchesItsReference(side: Int, sigma: Float) {
+        var rng = SplitMix64(seed: UInt64(side))
+        let plane = (0 ..< side * side).map { _ in Float(rng.next() >> 40) / Float(1 << 24) }
+        var fast = plane, slow = plane
+        fast.withUnsafeMutableBufferPointer { PatchAugmentation.blur($0.baseAddress!, side: side, sigma: sigma) }
+        slow.withUnsafeMutableBufferPointer { PatchAugmentation.blurReference($0.baseAddress!, side: side, sigma: sigma) }
+        #expect(zip(fast, slow).allSatisfy { abs($0 - $1) < 1e-5 } && fast != plane)
+    }
+
+    /// Noise from the quantile table: mean 0 and the asked standard deviation; the table is the normal's quantiles.
+    @Test func noiseHasTheAskedSpread() {
+        #expect(abs(PatchAugmentation.inverseNormal(0.975) - 1.959963984540054) < 1e-9)
+        #expect(abs(PatchAugmentation.inverseNormal(0.001) + 3.090232306167813) < 1e-9)
+        let n = 3 * 64 * 64
+        var out = [Float](repeating: 0.5, count: n)
+        out.withUnsafeMutableBufferPointer { PatchAugmentation.addNoise($0.baseAddress!, count: n, std: 0.05, seed: 11) }
+        let mean = out.reduce(0, +) / Float(n), std = (out.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Float(n)).squareRoot()
+        #expect(abs(mean - 0.5) < 0.003 && abs(std - 0.05) < 0.003, "mean \(mean), std \(std)")
     }
 
     @Test func noiseIsSeededAndHueTurnsKeepGrey() {

@@ -179,3 +179,21 @@ struct StainRobustnessTests {
         }
     }
 }
+
+/// The table-driven colour conversions against their references without tables.
+struct ColorConversionTests {
+    @Test func labTablesAgreeWithTheFormulas() {
+        let lab = LabConversion.shared
+        var worstLab: Float = 0, worstRGB: Float = 0
+        for r in stride(from: 0, through: 255, by: 5) { for g in stride(from: 0, through: 255, by: 7) { for b in stride(from: 0, through: 255, by: 3) {
+            let fast = lab.lab(UInt8(r), UInt8(g), UInt8(b)), slow = lab.labReference(UInt8(r), UInt8(g), UInt8(b))
+            worstLab = max(worstLab, (fast - slow).max(), (slow - fast).max())
+            let shifted = slow * SIMD3(0.9, 1.1, 1.05) + SIMD3(3, -2, 1)
+            let back = lab.rgb(shifted), backSlow = lab.rgbReference(shifted)
+            worstRGB = max(worstRGB, (back - backSlow).max(), (backSlow - back).max())
+        } } }
+        #expect(worstLab < 0.01, "L*a*b* off by \(worstLab)")
+        #expect(worstRGB * 255 < 0.05, "RGB off by \(worstRGB * 255) grey levels")
+    }
+}
+
