@@ -46,11 +46,13 @@ let package = Package(
         .systemLibrary(name: "CTIFF", pkgConfig: "libtiff-4",
                        providers: [.apt(["libtiff-dev"]), .brew(["libtiff"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg62-turbo-dev"])]),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"]), .brew(["openblas"])]),
 
         // Thin wrappers: C calls in, one Swift error type per library out. No policy.
-        .target(name: "SlideIO", dependencies: ["COpenSlide", "CTIFF", "CZlib", "Basics"], swiftSettings: numeric),
+        .target(name: "SlideIO", dependencies: ["COpenSlide", "CTIFF", "CZlib", "CPNG", "CJPEG", "Basics"], swiftSettings: numeric),
 
         // Small shared pieces: seeded randomness, durable atomic file writes and error kinds (Foundation only).
         .target(name: "Seeded", swiftSettings: strict),

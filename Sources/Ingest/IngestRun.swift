@@ -16,6 +16,10 @@ public struct IngestRequest: Sendable {
     public var retryFailed: Bool
     /// Make `databasePath` an index even when it is a file that is not one (empty, or another SQLite database).
     public var createDatabase = false
+    /// QC pictures: JPEG (a 2048 px picture of a real slide in a few hundred KB) or PNG (lossless, 10x larger).
+    public var qcFormat: QCFormat = .jpeg
+    /// Longest side of the QC pictures (default: the tissue mask's, at most 2048).
+    public var qcSize: Int?
 
     public init(slidesDirectory: String?, manifestPath: String?, databasePath: String, dataset: String, settings: IngestSettings,
                 workers: Int = ProcessInfo.processInfo.activeProcessorCount, qcDirectory: String? = nil, retryFailed: Bool = false) {
@@ -204,8 +208,11 @@ public enum IngestStage {
         if killAt == source.key { kill(getpid(), SIGKILL) }
         if pauseAt == source.key { sleep(60) }
         do {
-            let qcPath = request.qcDirectory.map { "\($0)/\(source.key.replacingOccurrences(of: "/", with: "_")).png" }
-            let result = try SlideIngester.process(path: source.path, settings: request.settings, qcPath: qcPath)
+            let qc = request.qcDirectory.map { folder in
+                QCOutput(path: "\(folder)/\(source.key.replacingOccurrences(of: "/", with: "_")).\(request.qcFormat.fileExtension)",
+                         format: request.qcFormat, maxSize: request.qcSize)
+            }
+            let result = try SlideIngester.process(path: source.path, settings: request.settings, qc: qc)
             let g = result.grid
             try index.finish(slideID: slideID, tilingID: tilingID, metadata: result.metadata,
                              grid: GridInfo(rows: g.rows, cols: g.cols, readLevel: g.readLevel, readSize: g.readSize), cells: result.patches)

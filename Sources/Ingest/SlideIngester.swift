@@ -12,10 +12,24 @@ public struct SlideResult: Sendable {
     public var tissueSummary: String
 }
 
+/// How QC pictures are written.
+public enum QCFormat: String, Sendable, CaseIterable, Codable {
+    case jpeg, png
+    public var fileExtension: String { self == .jpeg ? "jpg" : "png" }
+}
+
+/// Where and how one slide's QC picture is written.
+public struct QCOutput: Sendable {
+    public var path: String
+    public var format: QCFormat
+    /// Longest side (nil: the mask's).
+    public var maxSize: Int?
+}
+
 /// Ingests one slide: open, plan the grid, detect tissue on a thumbnail, score and keep patches, draw the QC picture.
 public enum SlideIngester {
     /// Processes the slide at `path`. OpenSlide failures come out as `SlideError`, grid problems as `IngestError`.
-    public static func process(path: String, settings: IngestSettings, qcPath: String?) throws -> SlideResult {
+    public static func process(path: String, settings: IngestSettings, qc: QCOutput?) throws -> SlideResult {
         let slide = try Slide(path: path)
         let grid = try GridPlan.make(levels: slide.levels, mpp: slide.mpp, settings: settings)
         let (w0, h0) = slide.dimensions
@@ -43,9 +57,17 @@ public enum SlideIngester {
                 patches.append(PatchCell(level0X: x, level0Y: y, gridRow: row, gridCol: col, tissueFraction: keepAll ? 1 : min(1, s.tissue)))
             }
         }
-        if let qcPath {
-            let picture = QCPicture.draw(mask: mask, patches: patches.map { ($0.level0X, $0.level0Y) }, extent: grid.extent0)
-            try PNG.write(picture, to: qcPath)
+        if let qc {
+            var picture = QCPicture.draw(mask: mask, patches: patches.map { ($0.level0X, $0.level0Y) }, extent: grid.extent0)
+            let side = max(picture.width, picture.height)
+            if let limit = qc.maxSize, side > limit {
+                picture = Resample.area(picture, width: max(1, picture.width * limit / side), height: max(1, picture.height * limit / side))
+            }
+            switch qc.format {
+            // Quality 60, progressive: a 2048 px picture of a TCGA slide's dense tissue is 480 KB (85: 870 KB).
+            case .jpeg: try JPEG.write(picture, to: qc.path, quality: 60, progressive: true)
+            case .png: try PNG.write(picture, to: qc.path)
+            }
         }
         let metadata = SlideMetadata(vendor: slide.vendor, width: w0, height: h0, levelCount: slide.levels.count,
                                      mppX: slide.mpp.x, mppY: slide.mpp.y, mppSource: slide.mpp.source.rawValue,

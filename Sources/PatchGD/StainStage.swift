@@ -10,6 +10,8 @@ public enum StainSource: Sendable {
     /// A slide (any file OpenSlide opens, a tiled TIFF patch included): `region` at level 0, or the whole slide
     /// downscaled to at most 2048 px when nil.
     case slide(path: String, region: SlideRegion?)
+    /// A picture (PNG or JPEG), such as a reference patch exported from a viewer.
+    case image(path: String)
     /// `sample` patches drawn with `seed` from a dataset's slides (of `split`, or all), as training reads them.
     case dataset(db: String, dataset: String?, tiling: Int64?, split: String?, sample: Int, seed: UInt64)
 
@@ -17,6 +19,7 @@ public enum StainSource: Sendable {
         switch self {
         case .slide(let path, let region):
             return region.map { "\(path) region \($0.level0X),\($0.level0Y) \($0.width)x\($0.height)" } ?? "\(path) (whole slide, downscaled)"
+        case .image(let path): return path
         case .dataset(let db, let dataset, _, let split, let sample, let seed):
             return "\(sample) patches of dataset \(dataset ?? "(the only one)")\(split.map { " split \($0)" } ?? "") in \(db), seed \(seed)"
         }
@@ -45,6 +48,11 @@ public enum StainStage {
             do {
                 let thumb = try slide.thumbnail(maxSize: 2048)
                 return [(thumb.pixels, thumb.width)]
+            } catch { throw TrainingError("\(error)", kind: .unreadable) }
+        case .image(let path):
+            do {
+                let picture = try ImageFile.read(path)
+                return [(picture.pixels, picture.width)]
             } catch { throw TrainingError("\(error)", kind: .unreadable) }
         case .dataset(let db, let datasetName, let tiling, let split, let sample, let seed):
             let index = try PatchIndex.existing(at: db)

@@ -36,10 +36,16 @@ struct IngestCommand: ParsableCommand {
 
     @Option(help: "Slides processed in parallel (default: number of cores).") var workers: Int = ProcessInfo.processInfo.activeProcessorCount
     @Option(help: "Write one QC picture per slide here (thumbnail, tissue outline, kept patches).") var qcDir: String?
+    @Option(help: "QC picture format: jpeg (small) or png (lossless, about 10x larger).") var qcFormat: QCFormatChoice = .jpeg
+    @Option(help: "Longest side of QC pictures in pixels (default: the tissue mask's, at most 2048).") var qcSize: Int?
     @Option(help: "Write the JSON summary here.") var summary: String?
     @Flag(help: "Retry slides that failed in an earlier run.") var retryFailed = false
     @Flag(help: "Make --db a patch index even when the file exists but is not one (empty, or another SQLite database).")
     var createDb = false
+
+    func validate() throws {
+        if let qcSize, qcSize < 16 { throw ValidationError("--qc-size must be 16 or more, not \(qcSize)") }
+    }
 
     func settings() throws -> IngestSettings {
         var s: IngestSettings
@@ -63,6 +69,8 @@ struct IngestCommand: ParsableCommand {
         var request = IngestRequest(slidesDirectory: slides, manifestPath: manifest, databasePath: db, dataset: dataset,
                                     settings: try settings(), workers: max(1, workers), qcDirectory: qcDir, retryFailed: retryFailed)
         request.createDatabase = createDb
+        request.qcFormat = qcFormat == .jpeg ? .jpeg : .png
+        request.qcSize = qcSize
         let interactive = isatty(STDERR_FILENO) == 1
         let reporter = ProgressReporter(label: "ingesting", unit: "slides", interactive: interactive)
         let result: IngestSummary
@@ -92,3 +100,6 @@ struct IngestCommand: ParsableCommand {
         if result.failedInIndex > 0 { throw ExitCode(1) }
     }
 }
+
+/// QC picture formats as command-line choices.
+enum QCFormatChoice: String, CaseIterable, ExpressibleByArgument { case jpeg, png }

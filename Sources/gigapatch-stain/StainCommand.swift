@@ -23,6 +23,7 @@ struct StainCommand: ParsableCommand {
 struct SourceOptions: ParsableArguments {
     @Option(help: "A slide or tiled TIFF (whole slide downscaled to 2048 px unless --region is given).") var slide: String?
     @Option(help: "Level-0 region of --slide as x,y,width,height.") var region: String?
+    @Option(help: "A reference picture (PNG or JPEG), such as a patch exported from a viewer.") var image: String?
     @Option(help: "Patch index: sample the dataset's patches through it.") var db: String?
     @Option(help: "Dataset in the index (default: the only one).") var dataset: String?
     @Option(help: "Tiling id (default: the only one).") var tiling: Int64?
@@ -31,7 +32,7 @@ struct SourceOptions: ParsableArguments {
     @Option(help: "Random seed of the sample.") var seed: UInt64 = 0
 
     func validate() throws {
-        guard (slide == nil) != (db == nil) else { throw ValidationError("give one of --slide FILE or --db INDEX") }
+        guard [slide, image, db].compactMap({ $0 }).count == 1 else { throw ValidationError("give one of --slide FILE, --image PICTURE or --db INDEX") }
         guard region == nil || slide != nil else { throw ValidationError("--region needs --slide") }
         guard sample > 0 else { throw ValidationError("--sample must be positive, not \(sample)") }
         if let region { _ = try parsedRegion(region) }
@@ -47,6 +48,7 @@ struct SourceOptions: ParsableArguments {
 
     func source(sample count: Int? = nil) throws -> StainSource {
         if let slide { return .slide(path: slide, region: try region.map(parsedRegion)) }
+        if let image { return .image(path: image) }
         return .dataset(db: db!, dataset: dataset, tiling: tiling, split: split, sample: count ?? sample, seed: seed)
     }
 }
@@ -82,7 +84,7 @@ struct Preview: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Write a picture of patches before (top) and after (bottom) normalisation.")
     @OptionGroup var source: SourceOptions
     @Option(help: "Target written by gigapatch-stain fit.") var target: String
-    @Option(help: "Picture to write (PNG).") var out: String
+    @Option(help: "Picture to write (.jpg or .jpeg: JPEG; otherwise PNG).") var out: String
     @Option(help: "Patches shown (with --db).") var count: Int = 6
     @Option(help: "Side of each shown patch in pixels.") var tile: Int = 192
 
@@ -91,7 +93,7 @@ struct Preview: ParsableCommand {
             let target = try StainTarget.load(path: target)
             let images = try StainStage.images(try source.source(sample: count))
             let (picture, unchanged) = StainStage.preview(images, target: target, tile: max(16, min(1024, tile)))
-            try PNG.write(picture, to: out)
+            try ImageFile.write(picture, to: out)
             print("\(images.count) patch\(images.count == 1 ? "" : "es") before and after \(target.method.rawValue) -> \(out)"
                   + (unchanged > 0 ? " (\(unchanged) left as they were: too little tissue or one stain)" : ""))
         } catch { throw fail(error) }

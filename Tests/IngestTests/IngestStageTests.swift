@@ -73,7 +73,7 @@ struct IngestStageTests {
         let index = try PatchIndex(path: f.db)
         let status = try index.slideStatus(datasetID: index.datasetID(named: "test"), slideKey: "blank", tilingID: 1)
         #expect(status?.status == "empty")
-        for name in ["a.png", "sub_b.png", "blank.png"] { #expect(FileManager.default.fileExists(atPath: f.dir.file("qc/\(name)"))) }
+        for name in ["a.jpg", "sub_b.jpg", "blank.jpg"] { #expect(FileManager.default.fileExists(atPath: f.dir.file("qc/\(name)"))) }
     }
 
     @Test func rerunSkipsDoneSlidesAndNewParametersMakeANewTiling() throws {
@@ -157,6 +157,25 @@ struct IngestStageTests {
         #expect(summary.failures.first?.slide == path)
         #expect(summary.failures.first?.error.isEmpty == false)
         #expect(summary.failures.first?.error.contains("\n") == false)
+    }
+
+    /// QC pictures of real slides: a 2048 px JPEG under 500 KB that decodes to the same size; --qc-size makes them
+    /// smaller; PNG stays available (lossless, libpng's filtering).
+    @Test(.enabled(if: SharedData.file("slides/openslide") != nil, "../shared/data/slides is absent"))
+    func qcPicturesOfRealSlidesAreSmall() throws {
+        let slide = try #require(SharedData.file("slides/openslide/tcga-cr-7395-01a-01-ts1.svs"))
+        let dir = TemporaryDirectory()
+        let settings = IngestSettings()
+        let jpeg = QCOutput(path: dir.file("a.jpg"), format: .jpeg, maxSize: nil)
+        _ = try SlideIngester.process(path: slide, settings: settings, qc: jpeg)
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: jpeg.path)[.size] as? Int)
+        let picture = try ImageFile.read(jpeg.path)
+        #expect(max(picture.width, picture.height) == 2048 && size < 500_000, "\(picture.width) x \(picture.height), \(size) bytes")
+        _ = try SlideIngester.process(path: slide, settings: settings, qc: QCOutput(path: dir.file("b.jpg"), format: .jpeg, maxSize: 512))
+        let small = try ImageFile.read(dir.file("b.jpg"))
+        #expect(max(small.width, small.height) == 512 && small.width * picture.height / max(1, picture.width) - small.height <= 1)
+        _ = try SlideIngester.process(path: slide, settings: settings, qc: QCOutput(path: dir.file("c.png"), format: .png, maxSize: 512))
+        #expect(try ImageFile.read(dir.file("c.png")).width == small.width)
     }
 
     @Test(.enabled(if: SharedData.file("slides/openslide") != nil, "../shared/data/slides is absent"))

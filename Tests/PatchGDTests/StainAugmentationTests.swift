@@ -129,4 +129,21 @@ struct StainInTrainingTests {
         #expect(try stained.rgb(location) == expected && stained.reads == 1)
         #expect(stained.stain!.counts == (1, 0))
     }
+
+    /// gigapatch-stain fit from a picture (PNG) gives what the slide region it shows gives.
+    @Test func fitFromAPictureEqualsFitFromTheRegion() throws {
+        let dir = TemporaryDirectory(), path = try Self.slide(dir)
+        let region = SlideRegion(level0X: 16, level0Y: 16, level: 0, width: 96, height: 96)
+        let pixels = try Slide(path: path).readRegion(region).pixels
+        try PNG.write(Raster(width: 96, height: 96, channels: 3, pixels: pixels), to: dir.file("ref.png"))
+        for method in [StainTarget.Method.macenko, .reinhard] {
+            var fromImage = try StainStage.fit(method, source: .image(path: dir.file("ref.png")))
+            var fromSlide = try StainStage.fit(method, source: .slide(path: path, region: region))
+            #expect(fromImage.fittedFrom == dir.file("ref.png"))
+            fromImage.fittedFrom = nil
+            fromSlide.fittedFrom = nil
+            #expect(fromImage == fromSlide)
+        }
+        #expect { try StainStage.fit(.macenko, source: .image(path: dir.file("none.png"))) } throws: { "\($0)".contains("none.png") }
+    }
 }

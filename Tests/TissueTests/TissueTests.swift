@@ -163,11 +163,29 @@ struct PNGTests {
     @Test func encodesAValidPNG() throws {
         var raster = Raster(width: 3, height: 2, channels: 3, fill: 0)
         raster.pixels[0] = 255
-        let data = PNG.encode(raster)
+        let data = try PNG.encode(raster)
         #expect(Array(data.prefix(8)) == [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
         #expect(Array(data[12 ..< 16]) == Array("IHDR".utf8))
         #expect(Array(data[16 ..< 24]) == [0, 0, 0, 3, 0, 0, 0, 2])
         #expect(data[24] == 8 && data[25] == 2)
         #expect(Array(data.suffix(12)) == [0, 0, 0, 0] + Array("IEND".utf8) + [0xAE, 0x42, 0x60, 0x82])
+        #expect(try PNG.decode(data).pixels == raster.pixels)
+    }
+
+    /// PNG round-trips exactly; JPEG within its loss; a picture that is neither is refused by name.
+    @Test func picturesRoundTripThroughLibpngAndLibjpeg() throws {
+        var raster = Raster(width: 67, height: 41, channels: 3)
+        for i in raster.pixels.indices { raster.pixels[i] = UInt8((i * 7 + i / 201 * 13) % 256 / 2 + 64) }
+        let dir = TemporaryDirectory()
+        try ImageFile.write(raster, to: dir.file("a.png"))
+        #expect(try ImageFile.read(dir.file("a.png")).pixels == raster.pixels)
+        try ImageFile.write(raster, to: dir.file("a.jpg"), jpegQuality: 95)
+        let back = try ImageFile.read(dir.file("a.jpg"))
+        #expect(back.width == 67 && back.height == 41)
+        let error = zip(back.pixels, raster.pixels).map { abs(Int($0) - Int($1)) }.reduce(0, +) / raster.pixels.count
+        #expect(error < 12, "mean JPEG error \(error)")
+        try Data("hello".utf8).write(to: URL(fileURLWithPath: dir.file("b.png")))
+        #expect { try ImageFile.read(dir.file("b.png")) } throws: { "\($0)".contains("b.png") }
+        #expect { try ImageFile.read(dir.file("none.png")) } throws: { "\($0)".contains("none.png") }
     }
 }
