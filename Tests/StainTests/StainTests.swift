@@ -163,6 +163,18 @@ struct StainRobustnessTests {
         #expect(moreH[0] < 220 / 255 && moreH[1] < 180 / 255 && moreH[2] < 200 / 255)
     }
 
+    @Test func hedJitterTableAgreesWithExpf() {
+        var worst: Float = 0
+        for (alpha, beta) in [(SIMD3(1.05, 0.95, 1.0), SIMD3(0.05, -0.05, 0.02)), (SIMD3(0.8, 1.2, 1.1), SIMD3(-0.2, 0.2, -0.1))] {
+            let jitter = HEDJitter(alpha: alpha, beta: beta)
+            for r in stride(from: 0, through: 255, by: 9) { for g in stride(from: 0, through: 255, by: 11) { for b in stride(from: 0, through: 255, by: 13) {
+                let fast = jitter.apply(UInt8(r), UInt8(g), UInt8(b)), slow = jitter.applyReference(UInt8(r), UInt8(g), UInt8(b))
+                worst = max(worst, (fast - slow).max(), (slow - fast).max())
+            } } }
+        }
+        #expect(worst * 255 < 0.01, "off by \(worst * 255) grey levels")
+    }
+
     @Test func targetFilesRoundTripAndBadOnesSayWhy() throws {
         let target = StainTarget(macenko: .reference, fittedFrom: "test", tissuePixels: 10)
         #expect(try StainTarget.decode(try target.encoded()) == target)
@@ -174,6 +186,7 @@ struct StainRobustnessTests {
         #expect { try StainTarget.decode(try broken.encoded()) } throws: { "\($0)".contains("max_concentrations") }
         broken = reinhard
         broken.reinhard!.std = [1, .nan, 1]
+        #expect(broken.problem() != nil)
         #expect { try StainTarget.decode(Data(#"{"format":"gigapatch-stain-target","version":1,"method":"reinhard"}"#.utf8)) } throws: {
             "\($0)".contains("without its 'reinhard'")
         }
