@@ -128,6 +128,18 @@ final class PatchGDMethod: TrainingMethod {
 
     private func head(_ z: Tensor) -> Tensor { core.head.forward(z, Context(training: false, recordForBackward: false)) }
 
+    /// One image's logits and, for the class `target` picks from them, each present cell's gradient x input score
+    /// (in `image.grid.cells` order), plus the occlusion drops of the same cells when `occlusion` is set.
+    func explain(_ image: TrainingImage, target: (Tensor) -> Int, occlusion: Bool) throws -> (logits: Tensor, scores: [Float], occlusion: [Float]?) {
+        let (provide, prefetch) = provider([image], epoch: nil)
+        let z = try core.fill([image.grid], patches: provide, prefetch: prefetch)
+        let logits = head(z)
+        let k = target(logits)
+        let (_, scores) = core.attribution(z, targets: [k])
+        let perCell = image.grid.cells.map { scores.pointer[$0] }
+        return (logits, perCell, occlusion ? core.occlusion(z, image: 0, cells: image.grid.cells, target: k) : nil)
+    }
+
     func recordBadPatches(in log: BadPatchLog) { reader.badPatches = log }
 
     var stain: StainNormalizer? { reader.stain }

@@ -177,6 +177,60 @@ public final class PatchGD {
         head.forward(try fill(grids, patches: patches), Context(training: false, recordForBackward: false))
     }
 
+    // MARK: Where the model looked
+
+    /// Gradient x input on Z for each image's `targets` class: the head runs in evaluation mode on `z`, back-propagates
+    /// a one-hot gradient of the target logit, and each cell's score is sum over channels of dLogit/dZ * Z, how much
+    /// that cell's latent vector adds to the logit (to first order).
+    /// - Returns: the logits (B, K) and the scores (B, R, Cc), row-major like Z's cells.
+    public func attribution(_ z: Tensor, targets: [Int]) -> (logits: Tensor, scores: Tensor) {
+        let ctx = Context(training: false, recordForBackward: true)
+        let logits = head.forward(z, ctx)
+        let b = z.shape[0], c = z.shape[1], cells = z.shape[2] * z.shape[3], k = logits.shape[1]
+        let dLogits = Tensor(shape: logits.shape)
+        // A negative target (ordinal outputs, whose bins are not classes) attributes the sum of the logits.
+        for i in 0 ..< b {
+            if targets[i] >= 0 { dLogits.pointer[i * k + targets[i]] = 1 } else { for j in 0 ..< k { dLogits.pointer[i * k + j] = 1 } }
+        }
+        let dz = head.backward(dLogits, ctx)
+        head.store.zeroGradients()
+        let scores = Tensor(shape: [b, z.shape[2], z.shape[3]])
+        let zp = z.pointer, dp = dz.pointer, sp = scores.pointer
+        for i in 0 ..< b {
+            for ch in 0 ..< c {
+                let base = (i * c + ch) * cells
+                for cell in 0 ..< cells { sp[i * cells + cell] += zp[base + cell] * dp[base + cell] }
+            }
+        }
+        return (logits, scores)
+    }
+
+    /// Occlusion on Z, the check of `attribution`: for each of one image's `cells`, the drop of the `target` logit
+    /// when that cell's latent vector is zeroed (as an absent patch is), in batches of `batch` occluded copies.
+    public func occlusion(_ z: Tensor, image: Int, cells: [Int], target: Int, batch: Int = 32) -> [Float] {
+        let pick = { (logits: Tensor, row: Int) -> Float in
+            target >= 0 ? logits.pointer[row * self.head.outputs + target] : (0 ..< self.head.outputs).reduce(0) { $0 + logits.pointer[row * self.head.outputs + $1] }
+        }
+        let c = z.shape[1], plane = z.shape[2] * z.shape[3]
+        let ctx = Context(training: false, recordForBackward: false)
+        let one = Tensor(shape: [1, c, z.shape[2], z.shape[3]])
+        one.pointer.update(from: z.pointer + image * c * plane, count: c * plane)
+        let base = pick(head.forward(one, ctx), 0)
+        var drops: [Float] = []
+        for start in stride(from: 0, to: cells.count, by: batch) {
+            let group = Array(cells[start ..< min(cells.count, start + batch)])
+            let copies = Tensor(shape: [group.count, c, z.shape[2], z.shape[3]])
+            for (j, cell) in group.enumerated() {
+                let dst = copies.pointer + j * c * plane
+                dst.update(from: one.pointer, count: c * plane)
+                for ch in 0 ..< c { dst[ch * plane + cell] = 0 }
+            }
+            let logits = head.forward(copies, ctx)
+            for j in group.indices { drops.append(base - pick(logits, j)) }
+        }
+        return drops
+    }
+
     // MARK: Z bookkeeping
 
     /// Some cells of one image of the batch; a backbone batch is a list of pieces, encoded in order.

@@ -26,6 +26,10 @@ public struct PredictOptions: Sendable {
     public var format: PredictionFormat = .csv
     /// Threads, patch cache and fill chunk (the options `gigapatch-train` takes for the same).
     public var compute: ComputeOptions
+    /// Per-slide heatmaps of where the model looked go here (PatchGD checkpoints): `<slide>.jpg` and `<slide>.csv`.
+    public var heatmaps: String?
+    /// Also score each cell by occlusion (the check of gradient x input; one head pass per 32 cells).
+    public var occlusion = false
 
     public init(db: String, checkpoint: String, out: String, split: PredictionSplit = .val, valFold: Int? = nil, format: PredictionFormat = .csv,
                 compute: ComputeOptions = .parsedDefaults) {
@@ -104,7 +108,15 @@ public enum Predictor {
                 continue
             }
             do {
-                let logits = try method.logits([image])
+                let logits: Tensor
+                if let folder = options.heatmaps, let patchGD = method as? PatchGDMethod {
+                    let loss = info.loss
+                    let explained = try patchGD.explain(image, target: { loss == .ce ? loss.predictions($0)[0] : -1 }, occlusion: options.occlusion)
+                    logits = explained.logits
+                    try Heatmaps.write(image, scores: explained.scores, occlusion: explained.occlusion, to: folder)
+                } else {
+                    logits = try method.logits([image])
+                }
                 let probabilities = info.loss.probabilities(logits)[0]
                 let predicted = info.loss.predictions(logits)[0]
                 predictions.append(SlidePrediction(imageID: image.key, predicted: predicted, probabilities: probabilities, label: image.label))
@@ -116,6 +128,7 @@ public enum Predictor {
             if (i + 1) % 50 == 0 { log("predicted \(i + 1)/\(images.count) slides") }
         }
         try write(predictions, classes: info.classes, format: options.format, to: options.out)
+        if options.heatmaps != nil && info.method != .patchgd { log("note: heatmaps need a PatchGD checkpoint (they score Z's cells); this one is GD, so none were written") }
 
         let runID: Int64
         if let id = state.runID, let run = try index.run(id: id), run.method == info.method.rawValue, try index.runID(directory: runDirectory(of: options.checkpoint)) == id {

@@ -20,6 +20,10 @@ struct PredictCommand: ParsableCommand {
     @Option(help: "Slides to predict: val, test, train or all.") var split: PredictionSplit = .val
     @Option(help: "Predict the slides of this fold (with --split val).") var valFold: Int?
     @Option(help: "csv, json or panda (image_id,isup_grade).") var format: PredictionFormat = .csv
+    @Option(help: "Write per-slide heatmaps here (PatchGD): SLIDE.jpg (scores over the thumbnail, with legend) and SLIDE.csv (row, col, level-0 x, y, score).")
+    var heatmaps: String?
+    @Flag(help: "With --heatmaps: also score each patch by occlusion (zeroing its cell of Z), the check of the gradient x input scores.")
+    var occlusion = false
     @OptionGroup(title: "Compute") var compute: ComputeOptions
 
     func validate() throws {
@@ -27,7 +31,9 @@ struct PredictCommand: ParsableCommand {
     }
 
     func run() throws {
-        let options = PredictOptions(db: index.db, checkpoint: checkpoint, out: out, split: split, valFold: valFold, format: format, compute: compute)
+        var options = PredictOptions(db: index.db, checkpoint: checkpoint, out: out, split: split, valFold: valFold, format: format, compute: compute)
+        options.heatmaps = heatmaps
+        options.occlusion = occlusion
         do {
             let summary = try Predictor.run(options) { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
             print("\(summary.predictions.count) slides predicted -> \(out)" + (summary.skipped.isEmpty ? "" : "; \(summary.skipped.count) skipped (see above)"))

@@ -3,6 +3,7 @@ import Ingest
 import Manifests
 import NN
 import PatchIndex
+import Seeded
 import SlideIO
 import Stain
 import TestSupport
@@ -346,5 +347,63 @@ struct StainNormalisedRunTests {
         try "{\"method\": \"macenko\"}".write(toFile: f.dir.file("broken.json"), atomically: true, encoding: .utf8)
         o.stainNormalize = f.dir.file("broken.json")
         #expect { try Trainer(options: o).run() } throws: { "\($0)".contains("broken.json") }
+    }
+}
+
+/// Where the model looked: gradient x input on Z, checked against finite differences and occlusion, and on a task
+/// whose label is where a blob is, the top-scoring cells are the blob's.
+struct HeatmapTests {
+    @Test func attributionIsTheGradientOfTheTargetLogitTimesZ() throws {
+        let head = PatchGDHead.make(latent: 4, features: 6, classes: 3, dropout: 0, adaptiveStrides: true, seed: 3)
+        let backbone = try #require(Model.backbone("tiny", outputs: 4, seed: 1))
+        let core = PatchGD(backbone: backbone, head: head, config: PatchGDConfig(), backboneOptimizer: nil, headOptimizer: nil)
+        var rng = SplitMix64(seed: 4)
+        let z = Tensor(shape: [1, 4, 3, 3], values: (0 ..< 36).map { _ in Float(rng.next() >> 40) / Float(1 << 24) - 0.5 })
+        let (logits, scores) = core.attribution(z, targets: [2])
+        let eval = Context(training: false, recordForBackward: false)
+        #expect(abs(head.forward(z, eval).pointer[2] - logits.pointer[2]) < 1e-6)
+        // dLogit/dZ by central differences, summed with Z over channels, is each cell's score.
+        for cell in 0 ..< 9 {
+            var expected: Float = 0
+            for ch in 0 ..< 4 {
+                let i = ch * 9 + cell, saved = z.pointer[i], h: Float = 1e-2
+                z.pointer[i] = saved + h; let up = head.forward(z, eval).pointer[2]
+                z.pointer[i] = saved - h; let down = head.forward(z, eval).pointer[2]
+                z.pointer[i] = saved
+                expected += (up - down) / (2 * h) * saved
+            }
+            #expect(abs(scores.pointer[cell] - expected) < 2e-3 * max(1, abs(expected)), "cell \(cell): \(scores.pointer[cell]) vs \(expected)")
+        }
+        #expect(core.occlusion(z, image: 0, cells: Array(0 ..< 9), target: 2).count == 9)
+    }
+
+    @Test func heatmapsPointAtTheBlobThatDecidesTheLabel() throws {
+        let f = try TrainerFixture.positional()
+        var o = f.options("run", epochs: 25)
+        o.augment = false
+        o.sampling = 0.5
+        o.batchSize = 8
+        o.headStrides = .adaptive
+        let summary = try Trainer(options: o).run()
+        var options = PredictOptions(db: f.db, checkpoint: summary.lastCheckpoint, out: f.dir.file("p.csv"), split: .train)
+        options.heatmaps = f.dir.file("heat")
+        options.occlusion = true
+        let result = try Predictor.run(options)
+        var hits = 0, agreements = 0
+        for p in result.predictions where p.predicted == p.label {
+            let csv = try CSVTable(text: String(contentsOfFile: f.dir.file("heat/\(p.imageID).csv"), encoding: .utf8))
+            #expect(csv.header == ["row", "col", "level0_x", "level0_y", "score", "occlusion"])
+            let rows = csv.rows.map { r in (col: Int(r.fields[1])!, score: Double(r.fields[4])!, occlusion: Double(r.fields[5])!) }
+            // The blob is in the left half (columns 0-1 of 4) for label 0, in the right half for label 1.
+            let top = rows.max { $0.score < $1.score }!
+            if (p.label == 0) == (top.col < 2) { hits += 1 }
+            let topOcclusion = rows.max { $0.occlusion < $1.occlusion }!
+            if (top.col < 2) == (topOcclusion.col < 2) { agreements += 1 }
+            #expect(FileManager.default.fileExists(atPath: f.dir.file("heat/\(p.imageID).jpg")))
+        }
+        let correct = result.predictions.filter { $0.predicted == $0.label }.count
+        #expect(correct >= 6)
+        #expect(hits >= correct - 1, "top cell on the blob's side for \(hits) of \(correct) slides")
+        #expect(agreements >= correct - 1, "occlusion agrees on the side for \(agreements) of \(correct)")
     }
 }
