@@ -65,7 +65,7 @@ let package = Package(
         // Stages.
         // The training configuration is declared once as argument-parser option groups (TrainConfig), read from the
         // command line, config files (YAML) and options.json alike.
-        .target(name: "PatchGD", dependencies: ["NN", "Seeded", "SlideIO", "PatchIndex", "Basics", "Stain", "Tissue",
+        .target(name: "PatchGD", dependencies: ["NN", "Seeded", "SlideIO", "PatchIndex", "Basics", "Stain", "Tissue", "Ingest",
                                                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                                 .product(name: "Yams", package: "Yams")], swiftSettings: strict),
         .target(name: "Ingest", dependencies: ["SlideIO", "Tissue", "PatchIndex", "Manifests", "Basics"],

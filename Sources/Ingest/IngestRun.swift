@@ -59,6 +59,8 @@ public struct IngestSummary: Sendable, Codable, Equatable {
     public var seconds = 0.0
     public var tilingID: Int64 = 0
     public var dataset = ""
+    /// Keys of the slides requested (whatever became of them), for callers that act on exactly these (not in JSON).
+    public var keys: [String] = []
 
     enum CodingKeys: String, CodingKey { case slides, patches, failures, seconds, tilingID = "tiling_id", dataset }
 
@@ -136,6 +138,7 @@ public enum IngestStage {
             patchSize: s.patchSize, stride: s.stride ?? s.patchSize, level: s.mpp == nil ? (s.level ?? 0) : nil, targetMPP: s.mpp,
             minTissue: s.minTissue, tissueMethod: s.tissue.method, paramsJSON: s.tilingKey, defaultsJSON: IngestSettings().tilingKey))
         summary.tilingID = tilingID
+        summary.keys = sources.map(\.key)
         if let qc = request.qcDirectory { try FileManager.default.createDirectory(atPath: qc, withIntermediateDirectories: true) }
 
         let state = RunState(summary: summary, total: sources.count)

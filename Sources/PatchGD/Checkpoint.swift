@@ -28,6 +28,9 @@ public struct CheckpointInfo: Sendable, Equatable, Codable {
     public var headStrides: HeadStrides? = nil
     /// The stain normalisation applied to every patch as it is read (nil: none), so prediction applies the same.
     public var stain: StainTarget? = nil
+    /// Median microns per pixel of the training slides that state it (nil: none did), so prediction on new slides can
+    /// name those scanned at another resolution.
+    public var trainingMPP: Double? = nil
 }
 
 /// Where training stands: epochs finished and the best validation score so far.

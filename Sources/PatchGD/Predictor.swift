@@ -30,6 +30,9 @@ public struct PredictOptions: Sendable {
     public var heatmaps: String?
     /// Also score each cell by occlusion (the check of gradient x input; one head pass per 32 cells).
     public var occlusion = false
+    /// New slides (a folder and/or a manifest) to ingest with the checkpoint's tiling and tissue settings into `db`
+    /// (an empty `db`: a new index beside `out`) and predict, instead of slides already in the index.
+    public var newSlides: NewSlides?
 
     public init(db: String, checkpoint: String, out: String, split: PredictionSplit = .val, valFold: Int? = nil, format: PredictionFormat = .csv,
                 compute: ComputeOptions = .parsedDefaults) {
@@ -71,6 +74,20 @@ public enum Predictor {
     /// Predicts, writes `out` atomically and stores the predictions in the index.
     /// - Throws: `TrainingError` for bad options, an unusable checkpoint or database; unreadable slides are skipped, not fatal.
     public static func run(_ options: PredictOptions, log: (String) -> Void = { _ in }) throws -> PredictSummary {
+        var options = options
+        var only: Set<String>?
+        var ingestFailures: [(key: String, reason: String)] = []
+        if let newSlides = options.newSlides {
+            let ingested = try NewSlides.ingest(newSlides, checkpoint: options.checkpoint, db: &options.db, out: options.out, log: log)
+            only = Set(ingested.keys)
+            ingestFailures = ingested.failures.map { ($0.slide, $0.error) }
+        }
+        var summary = try predict(options, only: only, log: log)
+        summary.skipped = ingestFailures + summary.skipped
+        return summary
+    }
+
+    static func predict(_ options: PredictOptions, only: Set<String>?, log: (String) -> Void) throws -> PredictSummary {
         try options.compute.validate()
         BLAS.configure()
         if options.compute.workers > 0 { Parallel.threads = options.compute.workers }
@@ -83,6 +100,7 @@ public enum Predictor {
         let data = try PatchDataset.load(index: index, dataset: info.dataset, tilingID: tilingID, scheme: info.splitScheme,
                                          maxGrid: info.maxGrid, oversize: info.oversize)
         let images = data.images.filter { image in
+            if let only { return only.contains(image.key) }
             switch options.split {
             case .all: return true
             case .val: return options.valFold.map { image.fold == $0 } ?? (image.split == "val")

@@ -86,6 +86,17 @@ extension PatchIndex {
         }
     }
 
+    /// Microns per pixel (x) of a dataset's slides by key; nil where the slide did not say.
+    public func micronsPerPixel(datasetID: Int64) throws -> [String: Double?] {
+        try writer.read { db in
+            var out: [String: Double?] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT slide_key, mpp_x FROM slides WHERE dataset_id = ?", arguments: [datasetID]) {
+                out[row["slide_key"]] = row["mpp_x"] as Double?
+            }
+            return out
+        }
+    }
+
     /// Records the start of a training run; returns its id.
     public func beginRun(datasetID: Int64, name: String, directory: String, method: String, paramsJSON: String) throws -> Int64 {
         try writer.write { db in

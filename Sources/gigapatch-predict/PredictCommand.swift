@@ -16,6 +16,9 @@ struct PredictCommand: ParsableCommand {
 
     @OptionGroup(title: "Patch index") var index: IndexOptions
     @Option(help: "Checkpoint written by gigapatch-train (RUNDIR/checkpoints/best.safetensors).") var checkpoint: String
+    @Option(help: "New slides to predict (a folder, recursive): ingested first with the checkpoint's tiling and tissue settings into --db, or into OUT's stem + .index.sqlite beside --out.")
+    var slides: String?
+    @Option(help: "New slides to predict from a manifest (slide,label,...), ingested like --slides.") var manifest: String?
     @Option(help: "Output file.") var out: String
     @Option(help: "Slides to predict: val, test, train or all.") var split: PredictionSplit = .val
     @Option(help: "Predict the slides of this fold (with --split val).") var valFold: Int?
@@ -27,12 +30,17 @@ struct PredictCommand: ParsableCommand {
     @OptionGroup(title: "Compute") var compute: ComputeOptions
 
     func validate() throws {
-        guard !index.db.isEmpty else { throw ValidationError("--db is required (the patch index holding the slides)") }
+        guard !index.db.isEmpty || slides != nil || manifest != nil else {
+            throw ValidationError("give --db (the patch index holding the slides) or new slides with --slides DIR / --manifest FILE")
+        }
     }
 
     func run() throws {
         var options = PredictOptions(db: index.db, checkpoint: checkpoint, out: out, split: split, valFold: valFold, format: format, compute: compute)
         options.heatmaps = heatmaps
+        if slides != nil || manifest != nil {
+            options.newSlides = NewSlides(slidesDirectory: slides, manifest: manifest, workers: compute.workers > 0 ? compute.workers : ProcessInfo.processInfo.activeProcessorCount)
+        }
         options.occlusion = occlusion
         do {
             let summary = try Predictor.run(options) { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }

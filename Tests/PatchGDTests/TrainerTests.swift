@@ -407,3 +407,37 @@ struct HeatmapTests {
         #expect(agreements >= correct - 1, "occlusion agrees on the side for \(agreements) of \(correct)")
     }
 }
+
+/// gigapatch-predict --slides: new slides ingested with the checkpoint's tiling into a new index beside the output,
+/// then predicted; an unreadable one is skipped and counted.
+struct NewSlidePredictionTests {
+    @Test func newSlidesAreIngestedWithTheCheckpointsTilingAndPredicted() throws {
+        let f = try TrainerFixture.positional()
+        var o = f.options("run", epochs: 25)
+        o.augment = false
+        o.sampling = 0.5
+        o.batchSize = 8
+        let summary = try Trainer(options: o).run()
+        let folder = f.dir.file("new")
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        for (i, x) in [32.0, 96.0, 32.0, 96.0].enumerated() {
+            try SyntheticSlide(width: 128, height: 128, blobs: [Blob(centerX: x, centerY: 40 + Double(i * 11), radiusX: 20, radiusY: 20)])
+                .write(to: "\(folder)/n\(i).tiff")
+        }
+        try Data("not a slide".utf8).write(to: URL(fileURLWithPath: "\(folder)/broken.tiff"))
+        var options = PredictOptions(db: "", checkpoint: summary.lastCheckpoint, out: f.dir.file("out/new.csv"))
+        options.newSlides = NewSlides(slidesDirectory: folder, manifest: nil, workers: 2)
+        var lines: [String] = []
+        let result = try Predictor.run(options) { lines.append($0) }
+        #expect(Set(result.predictions.map(\.imageID)) == ["n0", "n1", "n2", "n3"])
+        #expect(result.skipped.count == 1 && result.skipped[0].key.hasSuffix("broken.tiff"))
+        // The blob's side decides the class the model was trained on (left 0, right 1).
+        #expect(result.predictions.filter { p in p.predicted == (p.imageID == "n1" || p.imageID == "n3" ? 1 : 0) }.count >= 3)
+        // A new index beside the output, in the checkpoint's dataset, with the same tiling parameters.
+        let index = try PatchIndex.existing(at: f.dir.file("out/new.index.sqlite"))
+        let info = try Checkpoint.info(summary.lastCheckpoint).info
+        let dataset = try #require(try index.existingDatasetID(named: info.dataset))
+        #expect(try index.tiling(datasetID: dataset, matchingParams: info.tilingParams, identity: info.tilingIdentity) != nil)
+        #expect(lines.contains { $0.contains("checkpoint's tiling") })
+    }
+}

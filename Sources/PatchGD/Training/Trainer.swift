@@ -78,6 +78,9 @@ public final class Trainer {
                                   splitScheme: options.splitScheme,
                                   selectBy: options.selectBy, headStrides: options.headStrides)
         info.stain = stain
+        let mpps = try index.micronsPerPixel(datasetID: data.datasetID)
+        let known = train.compactMap { mpps[$0.key] ?? nil }.sorted()
+        info.trainingMPP = known.isEmpty ? nil : known[known.count / 2]
         let run = directory
         try run.prepare(resume: resume, options: options)
         let method = ModelFactory.method(info, seed: options.seed, compute: options.compute, training: TrainingSetup(options))
