@@ -65,7 +65,7 @@ let package = Package(
         // Stages.
         // The training configuration is declared once as argument-parser option groups (TrainConfig), read from the
         // command line, config files (YAML) and options.json alike.
-        .target(name: "PatchGD", dependencies: ["NN", "Seeded", "SlideIO", "PatchIndex", "Basics", "Stain", "Tissue", "Ingest",
+        .target(name: "PatchGD", dependencies: ["NN", "Seeded", "SlideIO", "PatchIndex", "Basics", "Stain", "Tissue", "Ingest", "Report",
                                                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                                 .product(name: "Yams", package: "Yams")], swiftSettings: strict),
         .target(name: "Ingest", dependencies: ["SlideIO", "Tissue", "PatchIndex", "Manifests", "Basics"],
@@ -79,6 +79,8 @@ let package = Package(
         .target(name: "Tissue", dependencies: ["SlideIO"], swiftSettings: numeric),
         // Stain normalisation (Macenko, Reinhard) and HED augmentation on RGB patches: pure compute.
         .target(name: "Stain", swiftSettings: numeric),
+        // The run report (report.html): learning curves, confusion matrix, provenance, predictions, QC; no outside host.
+        .target(name: "Report", dependencies: ["Basics"], swiftSettings: strict),
         .target(name: "PatchIndex", dependencies: ["Basics", .product(name: "GRDB", package: "GRDB.swift")],
                 swiftSettings: strict),
 
@@ -107,7 +109,7 @@ let package = Package(
                           swiftSettings: strict),
 
         .executableTarget(name: "gigapatch",
-                          dependencies: ["Pipeline", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          dependencies: ["Pipeline", "Report", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: strict),
 
         .executableTarget(name: "gigapatch-split",
@@ -151,6 +153,7 @@ let package = Package(
         .testTarget(name: "TissueTests", dependencies: ["Tissue", "SlideIO", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "ManifestsTests", dependencies: ["Manifests"], swiftSettings: strict),
         .testTarget(name: "BasicsTests", dependencies: ["Basics"], swiftSettings: strict),
+        .testTarget(name: "ReportTests", dependencies: ["Report", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "StainTests", dependencies: ["Stain", "SlideIO", "TestSupport"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(name: "SplitsTests", dependencies: ["Splits"], swiftSettings: strict),
         .testTarget(name: "GigapatchCLITests", dependencies: ["GigapatchCLI", "SlideIO", "TestSupport"],

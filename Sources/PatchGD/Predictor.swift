@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import NN
 import PatchIndex
+import Report
 
 /// The output forms of `gigapatch-predict`.
 public enum PredictionFormat: String, Sendable, CaseIterable, ExpressibleByArgument {
@@ -84,6 +85,15 @@ public enum Predictor {
         }
         var summary = try predict(options, only: only, log: log)
         summary.skipped = ingestFailures + summary.skipped
+        if options.format == .csv {
+            // The run's report with these predictions (and heatmaps) beside the output: OUTSTEM.report.html.
+            let url = URL(fileURLWithPath: options.out)
+            let path = url.deletingLastPathComponent().appendingPathComponent(url.deletingPathExtension().lastPathComponent + ".report.html").path
+            do {
+                try RunReport.load(runDirectory: runDirectory(of: options.checkpoint), predictions: options.out, heatmaps: options.heatmaps).write(to: path)
+                log("report: \(path)")
+            } catch { log("note: no report written (\(error))") }
+        }
         return summary
     }
 

@@ -78,7 +78,7 @@ public final class PipelineRunner {
     public var arguments: [String] = []
     let log: (String) -> Void
 
-    public static let version = "0.1.0"
+    public static let version = Provenance.version
 
     public init(file: PipelineFile, log: @escaping (String) -> Void) {
         self.file = file
@@ -298,18 +298,9 @@ public final class PipelineRunner {
     static func now() -> String { ISO8601DateFormatter().string(from: Date()) }
 
     /// The git commit of the repository holding `path` (the pipeline file), or "unknown".
+    /// The commit of the checkout holding the pipeline file (its folder).
     static func gitCommit(near path: String) -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["git", "-C", (absolutePath(path) as NSString).deletingLastPathComponent, "rev-parse", "HEAD"]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        guard (try? process.run()) != nil else { return "unknown" }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        return process.terminationStatus == 0 && !text.isEmpty ? text : "unknown"
+        Provenance.gitCommit(near: (absolutePath(path) as NSString).deletingLastPathComponent)
     }
 }
 

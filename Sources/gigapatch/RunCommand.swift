@@ -1,14 +1,46 @@
 import ArgumentParser
 import Foundation
 import Pipeline
+import Report
 
 /// `gigapatch`: runs pipeline files.
 @main
 struct Gigapatch: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gigapatch",
-        abstract: "Gigapatch pipelines: run staged jobs (ultramnist, ingest, split, train, predict) from a YAML file.",
-        subcommands: [Run.self])
+        abstract: "Gigapatch pipelines: run staged jobs (ultramnist, ingest, split, stain, train, predict) from a YAML file; write run reports.",
+        subcommands: [Run.self, ReportCommand.self])
+}
+
+/// `gigapatch report RUNDIR`: one self-contained report.html for a training run.
+struct ReportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Write RUNDIR/report.html: learning curves, confusion matrix, provenance, and optionally predictions, heatmaps and ingest QC.",
+        discussion: """
+            The page holds everything inline (SVG charts, embedded pictures, no outside host): open it from the file system in             any browser. gigapatch-train writes one at the end of training and gigapatch-predict one beside its CSV.
+            """)
+
+    @Argument(help: "Run directory (gigapatch-train --out).") var runDirectory: String
+    @Option(help: "Predictions CSV (gigapatch-predict) to list, sortable by confidence and error.") var predictions: String?
+    @Option(help: "Heatmaps folder (gigapatch-predict --heatmaps) to show beside each prediction.") var heatmaps: String?
+    @Option(help: "Ingest QC folder (gigapatch-ingest --qc-dir) for the QC gallery.") var qcDir: String?
+    @Option(help: "Ingest summary JSON (gigapatch-ingest --summary), to list failed slides and why.") var ingestSummary: String?
+    @Option(help: "A pipeline's run.json to include in the provenance.") var pipelineRun: String?
+    @Option(help: "Output file (default RUNDIR/report.html).") var out: String?
+
+    func run() throws {
+        do {
+            let report = try RunReport.load(runDirectory: runDirectory, predictions: predictions, heatmaps: heatmaps, qcDirectory: qcDir,
+                                            ingestSummary: ingestSummary, pipelineRun: pipelineRun)
+            let path = out ?? (runDirectory as NSString).appendingPathComponent("report.html")
+            try report.write(to: path)
+            print("report -> \(path) (open it in a browser: file://\(URL(fileURLWithPath: path).standardizedFileURL.path))")
+        } catch {
+            FileHandle.standardError.write(Data("gigapatch report: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
 }
 
 /// `gigapatch run PIPELINE.yaml`.

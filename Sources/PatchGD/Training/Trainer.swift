@@ -1,6 +1,7 @@
 import Foundation
 import NN
 import PatchIndex
+import Report
 import Seeded
 import Stain
 
@@ -100,12 +101,22 @@ public final class Trainer {
         do {
             let epochs = try trainEpochs(method, train: train, val: val, info: info, run: run, state: &state, history: &history)
             try index.finishRun(id: runID, status: state.epochsDone >= epochs ? "done" : "interrupted")
+            Self.writeReport(runDirectory: run.root, log: log)
         } catch {
             try? index.finishRun(id: runID, status: "failed", error: "\(error)")
             throw error
         }
         return TrainSummary(runDirectory: run.root, epochs: history, bestEpoch: state.bestEpoch, bestScore: state.bestScore,
                             lastCheckpoint: run.lastPath, bestCheckpoint: state.bestEpoch == nil ? nil : run.bestPath)
+    }
+
+    /// Writes RUNDIR/report.html (learning curves, confusion matrix, provenance); a failure is reported, not fatal.
+    static func writeReport(runDirectory: String, log: (String) -> Void) {
+        let path = (runDirectory as NSString).appendingPathComponent("report.html")
+        do {
+            try RunReport.load(runDirectory: runDirectory).write(to: path)
+            log("report: \(path)")
+        } catch { log("note: no report written (\(error))") }
     }
 
     /// Loads initial backbone weights: a file of the backbone's own tensors (torchvision names), or a Gigapatch
