@@ -56,13 +56,29 @@ public struct IngestSummary: Sendable, Codable, Equatable {
     /// Patches written by this run.
     public var patches = 0
     public var failures: [Failure] = []
+    /// Slides without a patch this run, and why.
+    public var empty: [Failure] = []
     public var seconds = 0.0
     public var tilingID: Int64 = 0
     public var dataset = ""
     /// Keys of the slides requested (whatever became of them), for callers that act on exactly these (not in JSON).
     public var keys: [String] = []
 
-    enum CodingKeys: String, CodingKey { case slides, patches, failures, seconds, tilingID = "tiling_id", dataset }
+    enum CodingKeys: String, CodingKey { case slides, patches, failures, empty = "empty_slides", seconds, tilingID = "tiling_id", dataset }
+
+    public init() {}
+
+    /// Summaries from before `empty_slides` still decode.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        slides = try c.decode(Counts.self, forKey: .slides)
+        patches = try c.decode(Int.self, forKey: .patches)
+        failures = try c.decode([Failure].self, forKey: .failures)
+        empty = try c.decodeIfPresent([Failure].self, forKey: .empty) ?? []
+        seconds = try c.decode(Double.self, forKey: .seconds)
+        tilingID = try c.decode(Int64.self, forKey: .tilingID)
+        dataset = try c.decode(String.self, forKey: .dataset)
+    }
 
     /// The end-of-run table: slides per status, patches, time, then each failure.
     public var table: String {
@@ -263,7 +279,9 @@ private final class RunState: @unchecked Sendable {
             case .done(let n, _):
                 summary.slides.done += 1
                 summary.patches += n
-            case .empty: summary.slides.empty += 1
+            case .empty(let note):
+                summary.slides.empty += 1
+                summary.empty.append(.init(slide: source.path, error: "no patch holds enough tissue; \(note)"))
             case .skipped(let status):
                 summary.slides.skipped += 1
                 if status == "failed" { summary.slides.failedEarlier += 1 }

@@ -58,7 +58,8 @@ public enum SlideIngester {
             }
         }
         if let qc {
-            var picture = QCPicture.draw(mask: mask, patches: patches.map { ($0.level0X, $0.level0Y) }, extent: grid.extent0)
+            let legend = "\(patches.count) patches kept  min tissue \(String(format: "%.2f", settings.minTissue))  \(settings.tissue.method)"
+            var picture = QCPicture.draw(mask: mask, patches: patches.map { ($0.level0X, $0.level0Y) }, extent: grid.extent0, legend: legend)
             let side = max(picture.width, picture.height)
             if let limit = qc.maxSize, side > limit {
                 picture = Resample.area(picture, width: max(1, picture.width * limit / side), height: max(1, picture.height * limit / side))

@@ -36,5 +36,6 @@ enum Heatmaps {
             return HeatmapPicture.Cell(x: x0, y: y0, width: max(1, x1 - x0), height: max(1, y1 - y0), score: scores[i])
         }
         try JPEG.write(HeatmapPicture.draw(thumbnail: thumbnail, cells: cells), to: base + ".jpg", quality: 80)
+        try JPEG.write(thumbnail.converted(toChannels: 3), to: base + ".thumb.jpg", quality: 80)
     }
 }

@@ -93,12 +93,13 @@ extension RunReport {
                 + (labelled.isEmpty ? "" : String(format: "; accuracy %.3f on %d labelled", Double(correct) / Double(labelled.count), labelled.count))
                 + ". Click a column to sort.</p>"
             body += "<table class=\"predictions sortable\"><thead><tr><th data-type=\"text\">slide</th><th data-type=\"number\">label</th><th data-type=\"number\">predicted</th><th data-type=\"number\">confidence</th><th data-type=\"number\">error</th>"
-                + (0 ..< k).map { "<th data-type=\"number\">p\($0)</th>" }.joined() + "<th>heatmap</th></tr></thead><tbody>"
+                + (0 ..< k).map { "<th data-type=\"number\">p\($0)</th>" }.joined() + "<th>thumbnail</th><th>heatmap</th></tr></thead><tbody>"
             for p in predictions {
                 let error = p.label.map { abs($0 - p.predicted) }
                 body += "<tr class=\"\(error.map { $0 == 0 ? "right" : "wrong" } ?? "")\"><td>\(e(p.imageID))</td><td>\(p.label.map(String.init) ?? "")</td><td>\(p.predicted)</td>"
                     + "<td>\(String(format: "%.3f", p.confidence))</td><td>\(error.map(String.init) ?? "")</td>"
                     + p.probabilities.map { "<td>\(String(format: "%.3f", $0))</td>" }.joined()
+                    + "<td>" + (p.thumbnail.map { "<img class=\"heatmap\" alt=\"thumbnail of \(e(p.imageID))\" src=\"\($0)\">" } ?? "") + "</td>"
                     + "<td>" + (p.heatmap.map { "<img class=\"heatmap\" alt=\"heatmap of \(e(p.imageID))\" src=\"\($0)\">" } ?? "") + "</td></tr>"
             }
             body += "</tbody></table></section>\n"
@@ -106,7 +107,7 @@ extension RunReport {
 
         // Ingest QC gallery.
         if !qc.isEmpty {
-            body += "<section id=\"qc\"><h2>Ingest QC</h2><p>Each slide's thumbnail with the tissue outline (green) and the kept patch grid (blue).</p><div class=\"gallery\">"
+            body += "<section id=\"qc\"><h2>Ingest QC</h2><p>Each slide's thumbnail with the tissue outline (green) and the kept patch grid (blue); its legend gives the patches kept and the tissue threshold.</p><div class=\"gallery\">"
             for item in qc {
                 if let picture = item.picture {
                     body += "<figure><img alt=\"QC of \(e(item.name))\" src=\"\(picture)\"><figcaption>\(e(item.name))</figcaption></figure>"

@@ -107,9 +107,11 @@ extension RunReport {
             if id.hasPrefix("\""), id.hasSuffix("\""), id.count >= 2 { id = String(id.dropFirst().dropLast()).replacingOccurrences(of: "\"\"", with: "\"") }
             let stem = id.replacingOccurrences(of: "/", with: "_")
             let picture = heatmaps.flatMap { FileManager.default.contents(atPath: ($0 as NSString).appendingPathComponent(stem + ".jpg")) }
+            let thumbnail = heatmaps.flatMap { FileManager.default.contents(atPath: ($0 as NSString).appendingPathComponent(stem + ".thumb.jpg")) }
             return Prediction(imageID: id, label: labelColumn.flatMap { Int(fields[$0]) }, predicted: predicted,
                               probabilities: probColumns.map { Double(fields[$0]) ?? 0 },
-                              heatmap: picture.map { "data:image/jpeg;base64," + $0.base64EncodedString() })
+                              heatmap: picture.map { "data:image/jpeg;base64," + $0.base64EncodedString() },
+                              thumbnail: thumbnail.map { "data:image/jpeg;base64," + $0.base64EncodedString() })
         }
     }
 
@@ -123,7 +125,9 @@ extension RunReport {
         }
         if let summary, let data = FileManager.default.contents(atPath: summary),
            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let failures = object["failures"] as? [[String: Any]] {
-            items += failures.compactMap { f in (f["slide"] as? String).map { QCItem(name: $0, picture: nil, problem: f["error"] as? String ?? "failed") } }
+            items += failures.compactMap { f in (f["slide"] as? String).map { QCItem(name: $0, picture: nil, problem: "failed: " + (f["error"] as? String ?? "?")) } }
+            let empty = object["empty_slides"] as? [[String: Any]] ?? []
+            items += empty.compactMap { f in (f["slide"] as? String).map { QCItem(name: $0, picture: nil, problem: "empty: " + (f["error"] as? String ?? "no patches")) } }
         }
         return items
     }

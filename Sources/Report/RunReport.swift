@@ -31,6 +31,8 @@ public struct RunReport: Sendable {
         public var probabilities: [Double]
         /// The slide's heatmap picture as a data: URI (JPEG), when there is one.
         public var heatmap: String?
+        /// The slide's plain thumbnail (data: URI), when there is one.
+        public var thumbnail: String?
         public var confidence: Double { probabilities.indices.contains(predicted) ? probabilities[predicted] : 0 }
     }
 

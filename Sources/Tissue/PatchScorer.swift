@@ -58,6 +58,33 @@ public struct PatchScorer: Sendable {
 /// Quality-control pictures: the thumbnail, the tissue outline in green, kept patches outlined in blue.
 public enum QCPicture {
     /// Draws `mask`'s outline and the patches (level-0 origin and side) over its thumbnail.
+    /// The QC picture with a legend strip below it: the outline and grid colours, the kept patch count and the
+    /// tissue threshold (and any other settings given in `legend`).
+    public static func draw(mask: TissueMask, patches: [(x: Int, y: Int)], extent: Double, legend: String) -> Raster {
+        let picture = draw(mask: mask, patches: patches, extent: extent)
+        let scale = max(1, min(4, picture.width / 400)), strip = 9 * scale + 8
+        var canvas = Raster(width: max(picture.width, 120), height: picture.height + strip, channels: 3)
+        for y in 0 ..< picture.height {
+            let d = 3 * y * canvas.width, s = 3 * y * picture.width
+            canvas.pixels.replaceSubrange(d ..< d + 3 * picture.width, with: picture.pixels[s ..< s + 3 * picture.width])
+        }
+        let y0 = picture.height + 4, box = 5 * scale
+        func square(_ x: Int, _ color: (UInt8, UInt8, UInt8), filled: Bool) {
+            for dy in 0 ..< box { for dx in 0 ..< box where filled || dx == 0 || dy == 0 || dx == box - 1 || dy == box - 1 {
+                let px = x + dx, py = y0 + dy
+                guard px < canvas.width, py < canvas.height else { continue }
+                let o = 3 * (py * canvas.width + px)
+                canvas.pixels[o] = color.0; canvas.pixels[o + 1] = color.1; canvas.pixels[o + 2] = color.2
+            } }
+        }
+        square(4, (0, 200, 0), filled: true)
+        Digits.write("tissue", x: 4 + box + 2 * scale, y: y0, scale: scale, into: &canvas)
+        let next = 4 + box + 2 * scale + Digits.width("tissue ", scale: scale)
+        square(next, (20, 60, 255), filled: false)
+        Digits.write(legend, x: next + box + 2 * scale, y: y0, scale: scale, into: &canvas)
+        return canvas
+    }
+
     public static func draw(mask: TissueMask, patches: [(x: Int, y: Int)], extent: Double) -> Raster {
         var canvas = mask.thumbnail.converted(toChannels: 3)
         let w = canvas.width, h = canvas.height

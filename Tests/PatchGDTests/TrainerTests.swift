@@ -389,6 +389,9 @@ struct HeatmapTests {
         options.heatmaps = f.dir.file("heat")
         options.occlusion = true
         let result = try Predictor.run(options)
+        // The report beside the predictions embeds each slide's thumbnail and heatmap.
+        let report = try String(contentsOfFile: f.dir.file("p.report.html"), encoding: .utf8)
+        #expect(report.components(separatedBy: "data:image/jpeg;base64,").count - 1 == 2 * result.predictions.count)
         var hits = 0, agreements = 0
         for p in result.predictions where p.predicted == p.label {
             let csv = try CSVTable(text: String(contentsOfFile: f.dir.file("heat/\(p.imageID).csv"), encoding: .utf8))
@@ -399,7 +402,7 @@ struct HeatmapTests {
             if (p.label == 0) == (top.col < 2) { hits += 1 }
             let topOcclusion = rows.max { $0.occlusion < $1.occlusion }!
             if (top.col < 2) == (topOcclusion.col < 2) { agreements += 1 }
-            #expect(FileManager.default.fileExists(atPath: f.dir.file("heat/\(p.imageID).jpg")))
+            #expect(FileManager.default.fileExists(atPath: f.dir.file("heat/\(p.imageID).jpg")) && FileManager.default.fileExists(atPath: f.dir.file("heat/\(p.imageID).thumb.jpg")))
         }
         let correct = result.predictions.filter { $0.predicted == $0.label }.count
         #expect(correct >= 6)

@@ -23,7 +23,7 @@ struct ReportFixture {
         // A 1 x 1 white PNG.
         let png = Data(base64Encoded: "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4//8/AAX+Av4N70a4AAAAAElFTkSuQmCC")!
         try png.write(to: URL(fileURLWithPath: dir.file("qc/s1.png")))
-        try "{\"failures\":[{\"slide\":\"bad.svs\",\"error\":\"not a file that OpenSlide can recognize\"}]}".write(toFile: dir.file("ingest.json"), atomically: true, encoding: .utf8)
+        try "{\"failures\":[{\"slide\":\"bad.svs\",\"error\":\"not a file that OpenSlide can recognize\"}],\"empty_slides\":[{\"slide\":\"glass.svs\",\"error\":\"no patch holds enough tissue\"}]}".write(toFile: dir.file("ingest.json"), atomically: true, encoding: .utf8)
     }
 }
 
@@ -39,6 +39,7 @@ struct ReportTests {
         #expect(html.contains("class=\"confusion\"") && html.contains("precision") && html.contains("recall"))
         #expect(html.contains("<code>tiny</code>") && html.contains("table class=\"predictions sortable\""))
         #expect(html.contains("data:image/png;base64,") && html.contains("bad.svs") && html.contains("not a file that OpenSlide can recognize"))
+        #expect(html.contains("glass.svs") && html.contains("empty: no patch holds enough tissue"))
         // Nothing from an outside host: no http(s) source, stylesheet or script.
         #expect(!html.contains("src=\"http") && !html.contains("href=\"http") && !html.contains("@import"))
     }
