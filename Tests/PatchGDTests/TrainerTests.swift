@@ -82,6 +82,19 @@ struct TrainerFixture {
     }
 }
 
+extension TrainerFixture {
+    /// The positional set trained to fit (25 epochs, no augmentation, s = 1/2, batch 8), with `configure` applied first.
+    static func fittedPositional(_ configure: (inout TrainConfig) -> Void = { _ in }) throws -> (TrainerFixture, TrainSummary) {
+        let f = try TrainerFixture.positional()
+        var o = f.options("run", epochs: 25)
+        o.augment = false
+        o.sampling = 0.5
+        o.batchSize = 8
+        configure(&o)
+        return (f, try Trainer(options: o).run())
+    }
+}
+
 struct TrainerTests {
     /// Training lowers the loss by 10% in 8 epochs on a small UltraMNIST set.
     @Test func lossDecreasesOnSmallUltraMNIST() throws {
@@ -108,12 +121,7 @@ struct TrainerTests {
 
     /// The positional set is fitted perfectly: every training slide predicted right in evaluation mode.
     @Test func overfitsSmallSetToFullTrainingAccuracy() throws {
-        let f = try TrainerFixture.positional()
-        var o = f.options("run", epochs: 25)
-        o.augment = false
-        o.sampling = 0.5
-        o.batchSize = 8
-        let summary = try Trainer(options: o).run()
+        let (f, summary) = try TrainerFixture.fittedPositional()
         #expect(summary.epochs.last!.trainLoss < summary.epochs.first!.trainLoss)
         let result = try Predictor.run(PredictOptions(db: f.db, checkpoint: summary.lastCheckpoint, out: f.dir.file("train.csv"), split: .train))
         #expect(result.predictions.count == 8)
@@ -378,13 +386,7 @@ struct HeatmapTests {
     }
 
     @Test func heatmapsPointAtTheBlobThatDecidesTheLabel() throws {
-        let f = try TrainerFixture.positional()
-        var o = f.options("run", epochs: 25)
-        o.augment = false
-        o.sampling = 0.5
-        o.batchSize = 8
-        o.headStrides = .adaptive
-        let summary = try Trainer(options: o).run()
+        let (f, summary) = try TrainerFixture.fittedPositional { $0.headStrides = .adaptive }
         var options = PredictOptions(db: f.db, checkpoint: summary.lastCheckpoint, out: f.dir.file("p.csv"), split: .train)
         options.heatmaps = f.dir.file("heat")
         options.occlusion = true
@@ -415,12 +417,7 @@ struct HeatmapTests {
 /// then predicted; an unreadable one is skipped and counted.
 struct NewSlidePredictionTests {
     @Test func newSlidesAreIngestedWithTheCheckpointsTilingAndPredicted() throws {
-        let f = try TrainerFixture.positional()
-        var o = f.options("run", epochs: 25)
-        o.augment = false
-        o.sampling = 0.5
-        o.batchSize = 8
-        let summary = try Trainer(options: o).run()
+        let (f, summary) = try TrainerFixture.fittedPositional()
         let folder = f.dir.file("new")
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         for (i, x) in [32.0, 96.0, 32.0, 96.0].enumerated() {
