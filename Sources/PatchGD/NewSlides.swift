@@ -45,20 +45,27 @@ public struct NewSlides: Sendable {
         if let trained = info.trainingMPP {
             let index = try PatchIndex.existing(at: db)
             if let datasetID = try index.existingDatasetID(named: info.dataset) {
-                let mpps = try index.micronsPerPixel(datasetID: datasetID)
-                let unknown = summary.keys.filter { mpps[$0].map { $0 == nil } ?? false }
-                let far = summary.keys.compactMap { key -> String? in
-                    guard let value = mpps[key] ?? nil, abs(value - trained) > mppTolerance * trained else { return nil }
-                    return "\(key) (\(String(format: "%.3f", value)))"
-                }
-                if !unknown.isEmpty {
-                    log("warning: \(unknown.count) slide\(unknown.count == 1 ? " does" : "s do") not state microns per pixel (the training slides' median is \(String(format: "%.3f", trained))): \(unknown.prefix(10).joined(separator: ", "))")
-                }
-                if !far.isEmpty {
-                    log("warning: \(far.count) slide\(far.count == 1 ? " is" : "s are") scanned more than 25% away from the training slides' \(String(format: "%.3f", trained)) microns per pixel; their predictions may not hold: \(far.prefix(10).joined(separator: ", "))")
-                }
+                for line in mppWarnings(keys: summary.keys, mpps: try index.micronsPerPixel(datasetID: datasetID), trained: trained) { log(line) }
             }
         }
         return summary
+    }
+
+    /// Warnings for slides (of `keys`, ingested: in `mpps`) that do not state their microns per pixel, or state one
+    /// more than `mppTolerance` away from the training slides' median `trained`.
+    static func mppWarnings(keys: [String], mpps: [String: Double?], trained: Double) -> [String] {
+        let unknown = keys.filter { mpps[$0].map { $0 == nil } ?? false }
+        let far = keys.compactMap { key -> String? in
+            guard let value = mpps[key] ?? nil, abs(value - trained) > mppTolerance * trained else { return nil }
+            return "\(key) (\(String(format: "%.3f", value)))"
+        }
+        var lines: [String] = []
+        if !unknown.isEmpty {
+            lines.append("warning: \(unknown.count) slide\(unknown.count == 1 ? " does" : "s do") not state microns per pixel (the training slides' median is \(String(format: "%.3f", trained))): \(unknown.prefix(10).joined(separator: ", "))")
+        }
+        if !far.isEmpty {
+            lines.append("warning: \(far.count) slide\(far.count == 1 ? " is" : "s are") scanned more than 25% away from the training slides' \(String(format: "%.3f", trained)) microns per pixel; their predictions may not hold: \(far.prefix(10).joined(separator: ", "))")
+        }
+        return lines
     }
 }

@@ -441,3 +441,15 @@ struct NewSlidePredictionTests {
         #expect(lines.contains { $0.contains("checkpoint's tiling") })
     }
 }
+
+extension NewSlidePredictionTests {
+    /// Slides without mpp, and slides scanned far from the training median, are named; those close to it are not.
+    @Test func slidesAtAnotherResolutionAreNamed() {
+        let mpps: [String: Double?] = ["same": 0.5, "close": 0.55, "far": 0.25, "none": nil]
+        let lines = NewSlides.mppWarnings(keys: ["same", "close", "far", "none"], mpps: mpps, trained: 0.5)
+        #expect(lines.count == 2)
+        #expect(lines[0].contains("1 slide does not state") && lines[0].contains("none"))
+        #expect(lines[1].contains("far (0.250)") && !lines[1].contains("close") && !lines[1].contains("same"))
+        #expect(NewSlides.mppWarnings(keys: ["same", "close"], mpps: mpps, trained: 0.5).isEmpty)
+    }
+}
