@@ -133,11 +133,10 @@ final class PatchGDMethod: TrainingMethod {
     func explain(_ image: TrainingImage, target: (Tensor) -> Int, occlusion: Bool) throws -> (logits: Tensor, scores: [Float], occlusion: [Float]?) {
         let (provide, prefetch) = provider([image], epoch: nil)
         let z = try core.fill([image.grid], patches: provide, prefetch: prefetch)
-        let logits = head(z)
-        let k = target(logits)
-        let (_, scores) = core.attribution(z, targets: [k])
+        // One head pass gives the logits, the predicted class and (its backward) the scores.
+        let (logits, targets, scores) = core.attribution(z) { [target($0)] }
         let perCell = image.grid.cells.map { scores.pointer[$0] }
-        return (logits, perCell, occlusion ? core.occlusion(z, image: 0, cells: image.grid.cells, target: k) : nil)
+        return (logits, perCell, occlusion ? core.occlusion(z, image: 0, cells: image.grid.cells, target: targets[0]) : nil)
     }
 
     func recordBadPatches(in log: BadPatchLog) { reader.badPatches = log }

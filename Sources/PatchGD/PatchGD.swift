@@ -182,10 +182,13 @@ public final class PatchGD {
     /// Gradient x input on Z for each image's `targets` class: the head runs in evaluation mode on `z`, back-propagates
     /// a one-hot gradient of the target logit, and each cell's score is sum over channels of dLogit/dZ * Z, how much
     /// that cell's latent vector adds to the logit (to first order).
-    /// - Returns: the logits (B, K) and the scores (B, R, Cc), row-major like Z's cells.
-    public func attribution(_ z: Tensor, targets: [Int]) -> (logits: Tensor, scores: Tensor) {
+    /// - Parameter targets: each image's target class, chosen from the logits of this same head pass (a negative
+    ///   target attributes the sum of the logits).
+    /// - Returns: the logits (B, K), the targets and the scores (B, R, Cc), row-major like Z's cells.
+    public func attribution(_ z: Tensor, targets choose: (Tensor) -> [Int]) -> (logits: Tensor, targets: [Int], scores: Tensor) {
         let ctx = Context(training: false, recordForBackward: true)
         let logits = head.forward(z, ctx)
+        let targets = choose(logits)
         let b = z.shape[0], c = z.shape[1], cells = z.shape[2] * z.shape[3], k = logits.shape[1]
         let dLogits = Tensor(shape: logits.shape)
         // A negative target (ordinal outputs, whose bins are not classes) attributes the sum of the logits.
@@ -202,7 +205,7 @@ public final class PatchGD {
                 for cell in 0 ..< cells { sp[i * cells + cell] += zp[base + cell] * dp[base + cell] }
             }
         }
-        return (logits, scores)
+        return (logits, targets, scores)
     }
 
     /// Occlusion on Z, the check of `attribution`: for each of one image's `cells`, the drop of the `target` logit

@@ -105,13 +105,9 @@ public enum StainStage {
                 }
             }
             let parameters = Macenko.Parameters()
-            switch pooled.withUnsafeBufferPointer({ Macenko.fit(rgb: $0, parameters: parameters) }) {
-            case .success(let stains):
-                let tissue = stride(from: 0, to: pooled.count, by: 3).filter { i in
-                    let od = (0 ..< 3).map { -log((Double(pooled[i + $0]) + 1) / parameters.io) }
-                    return od.min()! >= parameters.beta
-                }.count
-                return StainTarget(macenko: stains, parameters: parameters, fittedFrom: what, tissuePixels: tissue)
+            switch pooled.withUnsafeBufferPointer({ Macenko.fitCountingTissue(rgb: $0, parameters: parameters) }) {
+            case .success(let fit):
+                return StainTarget(macenko: fit.stains, parameters: parameters, fittedFrom: what, tissuePixels: fit.tissuePixels)
             case .failure(let failure): throw TrainingError("\(what): \(describe(failure)); choose a region or sample with more tissue and both stains", kind: .badData)
             }
         }

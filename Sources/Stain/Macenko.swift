@@ -66,16 +66,22 @@ public enum Macenko {
     /// Fits stains to the interleaved RGB pixels (3 bytes each). Background pixels count in the concentration
     /// percentiles, as in the reference; only tissue pixels shape the stain vectors.
     public static func fit(rgb: UnsafeBufferPointer<UInt8>, parameters: Parameters = Parameters()) -> Result<Stains, Failure> {
+        fitCountingTissue(rgb: rgb, parameters: parameters).map(\.stains)
+    }
+
+    /// `fit`, with the number of tissue pixels the stain vectors came from.
+    public static func fitCountingTissue(rgb: UnsafeBufferPointer<UInt8>, parameters: Parameters = Parameters()) -> Result<(stains: Stains, tissuePixels: Int), Failure> {
         let n = rgb.count / 3
         var od = [Float](repeating: 0, count: 3 * n)
         let table = OpticalDensity(io: parameters.io).table
         for i in 0 ..< 3 * n { od[i] = table[Int(rgb[i])] }
-        return od.withUnsafeMutableBufferPointer { fit(od: $0, parameters: parameters).map(\.stains) }
+        return od.withUnsafeMutableBufferPointer { fit(od: $0, parameters: parameters).map { ($0.stains, $0.tissuePixels) } }
     }
 
-    /// The fit and the concentrations of every pixel (2 planes of n), reused to normalise.
+    /// The fit, its tissue pixel count and the concentrations of every pixel (2 planes of n), reused to normalise.
     struct Fit {
         var stains: Stains
+        var tissuePixels: Int
         var concentrations: [Float]
     }
 
@@ -134,7 +140,7 @@ public enum Macenko {
         }
         guard maxH > 1e-6, maxE > 1e-6, maxH.isFinite, maxE.isFinite else { return .failure(.degenerate) }
         let stains = Stains(hematoxylin: [h[0], h[1], h[2]], eosin: [e[0], e[1], e[2]], maxConcentrations: [maxH, maxE])
-        return .success(Fit(stains: stains, concentrations: conc))
+        return .success(Fit(stains: stains, tissuePixels: count, concentrations: conc))
     }
 
     /// Normalises interleaved RGB pixels in place to `target`'s stains; on failure the pixels are left as they were.

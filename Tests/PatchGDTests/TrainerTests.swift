@@ -367,7 +367,7 @@ struct HeatmapTests {
         let core = PatchGD(backbone: backbone, head: head, config: PatchGDConfig(), backboneOptimizer: nil, headOptimizer: nil)
         var rng = SplitMix64(seed: 4)
         let z = Tensor(shape: [1, 4, 3, 3], values: (0 ..< 36).map { _ in Float(rng.next() >> 40) / Float(1 << 24) - 0.5 })
-        let (logits, scores) = core.attribution(z, targets: [2])
+        let (logits, _, scores) = core.attribution(z) { _ in [2] }
         let eval = Context(training: false, recordForBackward: false)
         #expect(abs(head.forward(z, eval).pointer[2] - logits.pointer[2]) < 1e-6)
         // dLogit/dZ by central differences, summed with Z over channels, is each cell's score.
