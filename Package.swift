@@ -51,7 +51,13 @@ let package = Package(
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"]), .brew(["openblas"])]),
 
+        // Open MPI, loaded with dlopen only under a launcher (own C code: the few calls Gigapatch makes, Open MPI's ABI).
+        .target(name: "CMPI", linkerSettings: [.linkedLibrary("dl")]),
+
         // Thin wrappers: C calls in, one Swift error type per library out. No policy.
+        // Cluster: the MPI communicator (rank, size, sums, broadcast, gather) and a work queue; a one-process
+        // stand-in when no launcher started the process. (Not called "Distributed": Swift has a module of that name.)
+        .target(name: "Cluster", dependencies: ["CMPI", "Basics"], swiftSettings: strict),
         .target(name: "SlideIO", dependencies: ["COpenSlide", "CTIFF", "CZlib", "CPNG", "CJPEG", "Basics"], swiftSettings: numeric),
 
         // Small shared pieces: seeded randomness, durable atomic file writes and error kinds (Foundation only).
@@ -65,7 +71,7 @@ let package = Package(
         // Stages.
         // The training configuration is declared once as argument-parser option groups (TrainConfig), read from the
         // command line, config files (YAML) and options.json alike.
-        .target(name: "PatchGD", dependencies: ["NN", "Seeded", "SlideIO", "PatchIndex", "Basics", "Stain", "Tissue", "Ingest", "Report",
+        .target(name: "PatchGD", dependencies: ["NN", "Cluster", "Seeded", "SlideIO", "PatchIndex", "Basics", "Stain", "Tissue", "Ingest", "Report",
                                                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                                 .product(name: "Yams", package: "Yams")], swiftSettings: strict),
         .target(name: "Ingest", dependencies: ["SlideIO", "Tissue", "PatchIndex", "Manifests", "Basics"],
@@ -117,7 +123,7 @@ let package = Package(
                           swiftSettings: strict),
 
         .executableTarget(name: "gigapatch-train",
-                          dependencies: ["PatchGD", "GigapatchCLI",
+                          dependencies: ["PatchGD", "GigapatchCLI", "Cluster",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: strict),
 

@@ -55,14 +55,29 @@ public struct TrainingView: Sendable, Equatable {
     public var augmentation: AugmentationSettings
 }
 
+/// Where a process's images sit in the whole mini-batch (data-parallel training; one process: offset 0, all of it).
+struct BatchShare: Sendable, Equatable {
+    /// Position of the share's first image in the mini-batch.
+    var offset: Int
+    /// Patches of the largest grid in the whole mini-batch (PatchGD's inner iterations are counted from it).
+    var largestCells: Int
+
+    /// The whole mini-batch in one process.
+    static func whole(_ images: [TrainingImage]) -> BatchShare {
+        BatchShare(offset: 0, largestCells: images.map(\.grid.cells.count).max() ?? 0)
+    }
+}
+
 /// A training method the trainer drives: PatchGD over patch grids, or GD on whole downscaled images.
 protocol TrainingMethod: AnyObject {
     /// Models with their checkpoint prefixes and optimizers (one per model; nil when built to predict only).
     var parts: [(prefix: String, model: Model, optimizer: Optimizer?)] { get }
     /// Called before every optimizer step (schedule, clipping).
     var beforeStep: (() -> Void)? { get set }
-    /// One training step on a mini-batch; returns the loss and the logits of the last forward pass.
-    func train(_ images: [TrainingImage], labels: [Int], epoch: Int, batch: Int, view: TrainingView) throws -> (loss: Float, logits: Tensor)
+    /// One training step on `images`, this process's share of mini-batch `batch` (its first image at `share.offset` of
+    /// the whole mini-batch); returns the share's mean loss and the logits of its last forward pass. An empty share
+    /// still takes the step's optimizer steps (`beforeStep` sums gradients across processes).
+    func train(_ images: [TrainingImage], labels: [Int], epoch: Int, batch: Int, view: TrainingView, share: BatchShare) throws -> (loss: Float, logits: Tensor)
     /// Logits in evaluation mode (no augmentation, running BatchNorm statistics).
     func logits(_ images: [TrainingImage]) throws -> Tensor
     /// Patches (PatchGD) or images (GD) read per training mini-batch, for progress.
@@ -114,10 +129,13 @@ final class PatchGDMethod: TrainingMethod {
         return (provide, prefetch)
     }
 
-    func train(_ images: [TrainingImage], labels: [Int], epoch: Int, batch: Int, view: TrainingView) throws -> (loss: Float, logits: Tensor) {
+    func train(_ images: [TrainingImage], labels: [Int], epoch: Int, batch: Int, view: TrainingView, share: BatchShare) throws -> (loss: Float, logits: Tensor) {
         let (provide, prefetch) = provider(images, epoch: epoch)
         var rng = SplitMix64(seed: seed).derived(1, UInt64(epoch), UInt64(batch))
-        let result = try core.trainStep(images.map(\.grid), labels: labels, patches: provide, prefetch: prefetch, rng: &rng, loss: loss)
+        // Each image's patch order from its place in the whole mini-batch: the same whatever the number of processes.
+        let orderSeeds = images.indices.map { SplitMix64(seed: seed).derived(3, UInt64(epoch), UInt64(batch), UInt64(share.offset + $0)).state }
+        let result = try core.trainStep(images.map(\.grid), labels: labels, patches: provide, prefetch: prefetch, rng: &rng, loss: loss,
+                                        orderSeeds: orderSeeds, largestCells: share.largestCells)
         return (result.loss, result.logits)
     }
 
@@ -157,8 +175,11 @@ final class GDMethod: TrainingMethod {
     let seed: UInt64
     let loss: (Tensor, [Int]) -> LossResult
     var beforeStep: (() -> Void)?
+    var batchNorm: BatchNormMode
 
-    init(model: Model, optimizer: Optimizer?, images: WholeImageReader, seed: UInt64, loss: @escaping (Tensor, [Int]) -> LossResult) {
+    init(model: Model, optimizer: Optimizer?, images: WholeImageReader, seed: UInt64, batchNorm: BatchNormMode = .train,
+         loss: @escaping (Tensor, [Int]) -> LossResult) {
+        self.batchNorm = batchNorm
         self.model = model
         self.optimizer = optimizer
         self.images = images
@@ -168,8 +189,14 @@ final class GDMethod: TrainingMethod {
 
     var parts: [(prefix: String, model: Model, optimizer: Optimizer?)] { [("backbone.", model, optimizer)] }
 
-    func train(_ batch: [TrainingImage], labels: [Int], epoch: Int, batch index: Int, view: TrainingView) throws -> (loss: Float, logits: Tensor) {
+    func train(_ batch: [TrainingImage], labels: [Int], epoch: Int, batch index: Int, view: TrainingView, share: BatchShare) throws -> (loss: Float, logits: Tensor) {
         guard let optimizer else { preconditionFailure("GDMethod.train on a method built without an optimizer (prediction only)") }
+        if batch.isEmpty {
+            model.store.zeroGradients()
+            beforeStep?()
+            optimizer.step()
+            return (0, Tensor(shape: [0, model.outputs]))
+        }
         let augmentation = view.augmentation
         let augmentations = augmentation.isNone ? nil : batch.map {
             augmentation.draw(seed: SplitMix64(seed: seed).derived(UInt64(epoch), UInt64(bitPattern: $0.slideID)).state)
@@ -180,6 +207,7 @@ final class GDMethod: TrainingMethod {
         }
         let rng = SplitMix64(seed: seed).derived(1, UInt64(epoch), UInt64(index))
         let ctx = Context(training: true, recordForBackward: true, seed: rng.state)
+        ctx.frozenBatchNorm = batchNorm == .frozen
         model.store.zeroGradients()
         let logits = model.forward(x, ctx)
         let result = loss(logits, labels)

@@ -41,7 +41,7 @@ public enum ModelFactory {
             return GDMethod(model: backbone, optimizer: training?.optimizer(for: backbone, head: false),
                             images: WholeImageReader(size: info.imageSize, normalization: info.normalization, capacity: 256,
                                                      stain: info.stain.map(StainNormalizer.init)),
-                            seed: seed, loss: lossFunction)
+                            seed: seed, batchNorm: training?.patchGD.batchNorm ?? .train, loss: lossFunction)
         }
         let core = PatchGD(backbone: backbone, head: head, config: training?.patchGD ?? PatchGDConfig(),
                            backboneOptimizer: training?.optimizer(for: backbone, head: false),
@@ -73,7 +73,7 @@ struct TrainingSetup {
         weightDecay = Float(config.weightDecay)
         labelSmoothing = Float(config.labelSmoothing)
         patchGD = PatchGDConfig(sampling: config.sampling, patchesPerStep: config.patchesPerStep, innerIterations: config.innerIterations,
-                                accumulate: config.gradAccumulation, fillStatistics: config.fillStatistics)
+                                accumulate: config.gradAccumulation, fillStatistics: config.fillStatistics, batchNorm: config.batchNorm)
     }
 
     func optimizer(for model: Model, head: Bool) -> Optimizer {

@@ -29,9 +29,12 @@ public struct PatchGDConfig: Sendable, Equatable {
     public var accumulate = true
     /// BatchNorm statistics of the training fill pass: running (evaluation mode) or each fill chunk's own (batch).
     public var fillStatistics: FillStatistics = .running
+    /// BatchNorm frozen at its running statistics in every pass (the fill then uses them too, whatever `fillStatistics`).
+    public var batchNorm: BatchNormMode = .train
 
     public init(sampling: Double = 1.0 / 8, patchesPerStep: Int? = nil, innerIterations: Int? = nil, accumulate: Bool = true,
-                fillStatistics: FillStatistics = .running) {
+                fillStatistics: FillStatistics = .running, batchNorm: BatchNormMode = .train) {
+        self.batchNorm = batchNorm
         self.sampling = sampling
         self.patchesPerStep = patchesPerStep
         self.innerIterations = innerIterations
@@ -49,6 +52,10 @@ public struct PatchGDConfig: Sendable, Equatable {
         innerIterations ?? Int((Double(cells) / Double(k(cells: cells))).rounded(.up))
     }
 }
+
+/// BatchNorm while training: batch statistics with running ones updated (PyTorch's train mode), or frozen at the
+/// running statistics (PyTorch's eval mode on BatchNorm alone).
+public enum BatchNormMode: String, Sendable, Codable, CaseIterable { case train, frozen }
 
 /// Which statistics BatchNorm uses while the training step fills Z without gradients.
 public enum FillStatistics: String, Sendable, Codable, CaseIterable {
@@ -124,14 +131,36 @@ public final class PatchGD {
     }
 
     /// One training step on a mini-batch; returns the mean loss.
+    ///
+    /// Data-parallel callers (each process holding a share of a larger mini-batch) pass `orderSeeds`, one per image
+    /// derived from its place in the whole mini-batch, and `largestCells`, the largest grid of the whole mini-batch,
+    /// so every process draws the patch orders and runs the inner iterations one process would. A share with no image
+    /// still takes its optimizer steps (with zero gradients before `beforeStep` sums them across processes).
     public func trainStep(_ grids: [PatchGrid], labels: [Int], patches: PatchProvider, prefetch: PatchPrefetcher? = nil,
-                          rng: inout SplitMix64, loss: (Tensor, [Int]) -> LossResult, scale: Float = 1) throws -> PatchGDStepResult {
+                          rng: inout SplitMix64, loss: (Tensor, [Int]) -> LossResult, scale: Float = 1,
+                          orderSeeds: [UInt64]? = nil, largestCells: Int? = nil) throws -> PatchGDStepResult {
         guard let backboneOptimizer, let headOptimizer else { preconditionFailure("PatchGD.trainStep on a core built without optimizers (prediction only)") }
-        let orders = grids.map { $0.cells.shuffled(using: &rng) }
-        let largest = grids.map(\.cells.count).max() ?? 0
+        let orders = orderSeeds.map { seeds in
+            zip(grids, seeds).map { grid, seed in
+                var own = SplitMix64(seed: seed)
+                return grid.cells.shuffled(using: &own)
+            }
+        } ?? grids.map { $0.cells.shuffled(using: &rng) }
+        let largest = largestCells ?? grids.map(\.cells.count).max() ?? 0
         let iterations = config.iterations(cells: largest)
+        if grids.isEmpty {
+            backbone.store.zeroGradients()
+            head.store.zeroGradients()
+            let steps = config.accumulate ? 1 : iterations
+            for _ in 0 ..< steps {
+                beforeStep?()
+                backboneOptimizer.step(scale: scale)
+                headOptimizer.step(scale: scale)
+            }
+            return PatchGDStepResult(loss: 0, logits: Tensor(shape: [0, head.outputs]), innerIterations: iterations, optimizerSteps: steps)
+        }
         let groupsOf = { (j: Int) in orders.map { Self.group(j, of: $0, k: self.config.k(cells: $0.count), wrap: self.config.innerIterations != nil) } }
-        let z = try fill(grids, patches: patches, prefetch: prefetch, batchStatistics: config.fillStatistics == .batch)
+        let z = try fill(grids, patches: patches, prefetch: prefetch, batchStatistics: config.fillStatistics == .batch && config.batchNorm == .train)
         if let prefetch { for (b, cells) in groupsOf(0).enumerated() { prefetch(b, cells) } }
         let epsilon = Float(config.accumulate ? iterations : 1)
         var total: Float = 0, steps = 0
@@ -143,6 +172,7 @@ public final class PatchGD {
             if let prefetch, j + 1 < iterations { for (b, cells) in groupsOf(j + 1).enumerated() { prefetch(b, cells) } }
             let zj = z.copy()
             let ctx = Context(training: true, recordForBackward: true, seed: rng.next())
+            ctx.frozenBatchNorm = config.batchNorm == .frozen
             // Recompute the sampled patches of all images in one backbone batch.
             let pieces: [Piece] = groups.enumerated().filter { !$0.element.isEmpty }.map { ($0.offset, $0.element) }
             let features: Tensor? = pieces.isEmpty ? nil : backbone.forward(try Self.gather(pieces, patches), ctx)

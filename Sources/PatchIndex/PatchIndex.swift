@@ -112,6 +112,45 @@ public final class PatchIndex: Sendable {
         return try PatchIndex(path: path)
     }
 
+    /// Opens an index read-only without any locking, for the other ranks of an MPI job, which may run on other
+    /// machines over a network filesystem: WAL mode needs shared memory (the -shm file) that such filesystems do not
+    /// give, so these readers open the main file as immutable (SQLite's `immutable=1`) and ignore the WAL. The writer
+    /// must first fold its WAL into the main file (`checkpointForReaders`) and not write while they read.
+    public static func immutableSnapshot(at path: String) throws -> PatchIndex {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw PatchIndexError(path: path, message: "no such database on this machine; the index must be on a filesystem every rank sees", kind: .missingFile)
+        }
+        let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
+        var allowed = CharacterSet.urlPathAllowed
+        allowed.remove(charactersIn: "?#%")
+        let uri = "file:" + (absolute.addingPercentEncoding(withAllowedCharacters: allowed) ?? absolute) + "?immutable=1"
+        var config = Configuration()
+        config.readonly = true
+        do {
+            let queue = try DatabaseQueue(path: uri, configuration: config)
+            let tables = try queue.read { try String.fetchAll($0, sql: "SELECT name FROM sqlite_master WHERE type = 'table'") }
+            guard tables.contains("patches") else {
+                throw PatchIndexError(path: path, message: "read as an immutable snapshot, it has no patches table (the SQLite library may not accept URI file names)", kind: .corrupt)
+            }
+            return PatchIndex(path: path, writer: queue)
+        } catch let error as PatchIndexError {
+            throw error
+        } catch {
+            throw PatchIndexError(path: path, message: "cannot open read-only (\(error))", kind: .unreadable)
+        }
+    }
+
+    private init(path: String, writer: any DatabaseWriter) {
+        self.path = path
+        self.writer = writer
+    }
+
+    /// Folds the WAL into the main file so that immutable readers (`immutableSnapshot`) see every committed change.
+    public func checkpointForReaders() throws {
+        guard path != ":memory:" else { return }
+        _ = try writer.writeWithoutTransaction { try $0.checkpoint(.truncate) }
+    }
+
     /// An empty in-memory index (tests, dry runs).
     public init() throws {
         path = ":memory:"

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Cluster
 import Foundation
 import GigapatchCLI
 import PatchGD
@@ -25,19 +26,29 @@ struct TrainCommand: ParsableCommand {
         do { config = try TrainConfig.resolve(commandLine: Array(CommandLine.arguments.dropFirst())) } catch let error as TrainingError {
             throw ValidationError(error.message)
         }
+        // Under mpirun every rank trains its share; rank 0 alone prints progress and epoch lines.
+        let comm: Communicator
+        do { comm = try Communicator.world() } catch {
+            FileHandle.standardError.write(Data("gigapatch-train: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        let quiet = !comm.isRoot
         var lastLine = Date.distantPast
         let trainer = Trainer(options: config, log: { line in
+            if quiet { return }
             FileHandle.standardError.write(Data(((interactive ? "\r\u{1B}[K" : "") + line + "\n").utf8))
         }, progress: { p in
+            if quiet { return }
             let now = Date()
             guard p.batch == p.batches || now.timeIntervalSince(lastLine) >= (interactive ? 0.5 : 30) else { return }
             lastLine = now
             let eta = p.batch < p.batches ? ", ETA " + ProgressReporter.duration(p.elapsed / Double(p.batch) * Double(p.batches - p.batch)) : ""
             let text = String(format: "epoch %d/%d batch %d/%d loss %.4f %.0f patches/s", p.epoch, p.epochs, p.batch, p.batches, p.loss, p.rate) + eta
             FileHandle.standardError.write(Data((interactive ? "\r\u{1B}[K" + text : text + "\n").utf8))
-        })
+        }, communicator: comm)
         do {
             let summary = try trainer.run(resume: config.resume)
+            if quiet { return }
             if interactive { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
             var lines = ["run: \(summary.runDirectory)", "last checkpoint: \(summary.lastCheckpoint)"]
             if let best = summary.bestCheckpoint, let epoch = summary.bestEpoch, let score = summary.bestScore {
@@ -45,7 +56,10 @@ struct TrainCommand: ParsableCommand {
             }
             print(lines.joined(separator: "\n"))
         } catch {
-            FileHandle.standardError.write(Data(((interactive ? "\r\u{1B}[K" : "") + "gigapatch-train: \(error)\n").utf8))
+            if interactive && !quiet { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+            // A rank's error ends every rank (MPI_Abort), with the message naming the rank; one process just exits.
+            if comm.size > 1 { comm.abort("\(error)", program: "gigapatch-train") }
+            FileHandle.standardError.write(Data("gigapatch-train: \(error)\n".utf8))
             throw ExitCode(1)
         }
     }

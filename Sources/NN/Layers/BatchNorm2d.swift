@@ -39,7 +39,8 @@ public final class BatchNorm2d: Layer {
         var inv = [Float](repeating: 0, count: c)
         let px = x.pointer, py = y.pointer, pxh = xhat?.pointer
         let gamma = store.value(weight), beta = store.value(bias), rm = store.buffer(runningMean), rv = store.buffer(runningVar)
-        let training = ctx.training || ctx.batchStatistics, updateRunning = ctx.training, eps = eps, momentum = momentum
+        let updateRunning = ctx.training && !ctx.frozenBatchNorm
+        let training = updateRunning || ctx.batchStatistics, eps = eps, momentum = momentum
         let (lo, hi): (Float, Float) = activation == .none ? (-.infinity, .infinity) : (0, activation == .relu6 ? 6 : .infinity)
         inv.withUnsafeMutableBufferPointer { inv in
             Parallel.forRange(c, grain: 1) { r in

@@ -8,6 +8,8 @@ public final class Context: @unchecked Sendable {
     public var recordForBackward: Bool
     /// Outside training: BatchNorm normalises with the batch's statistics anyway (without updating the running ones).
     public var batchStatistics = false
+    /// In training: BatchNorm normalises with its running statistics and leaves them as they are (dropout still drops).
+    public var frozenBatchNorm = false
     /// Random stream for dropout and augmentation.
     public var rng: SplitMix64
 

@@ -38,6 +38,7 @@ public enum AugmentationPreset: String, Sendable, Codable, CaseIterable, Express
 }
 
 extension LossKind: ExpressibleByArgument {}
+extension BatchNormMode: ExpressibleByArgument {}
 extension FillStatistics: ExpressibleByArgument {}
 extension OversizePolicy: ExpressibleByArgument {}
 extension LowPassMethod: ExpressibleByArgument {}

@@ -176,6 +176,8 @@ public struct PatchGDOptions: ParsableArguments, Sendable {
     public var gradAccumulation: Bool = true
     @Option(help: "BatchNorm statistics of the training fill pass: running (evaluation mode) or batch.")
     public var fillStatistics: FillStatistics = .running
+    @Option(help: "BatchNorm while training: train (batch statistics, running ones updated) or frozen (running statistics, never updated: fine-tuning a pretrained encoder, and data-parallel runs whose result does not depend on the rank count).")
+    public var batchNorm: BatchNormMode = .train
     public init() {}
 
     public func validate() throws {

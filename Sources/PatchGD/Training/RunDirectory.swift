@@ -22,12 +22,14 @@ public struct EpochMetrics: Sendable, Equatable, Codable {
     public var compute: Double?
     /// Patches that could not be read so far in the run (read as background); nil when none.
     public var badPatches: Int?
+    /// Ranks of a data-parallel run (nil: one process); `patchesPerSecond` is then the sum over them.
+    public var ranks: Int?
 
     enum CodingKeys: String, CodingKey {
         case epoch, trainLoss = "train_loss", trainAccuracy = "train_accuracy", valLoss = "val_loss", valAccuracy = "val_accuracy"
         case valKappa = "val_kappa", valConfusion = "val_confusion", learningRate = "lr", seconds
         case patchesPerSecond = "patches_per_s", peakRSSMB = "peak_rss_mb", stageResolution = "stage_resolution", compute
-        case badPatches = "bad_patches"
+        case badPatches = "bad_patches", ranks
     }
 
     static let csvHeader = "epoch,train_loss,train_accuracy,val_loss,val_accuracy,val_kappa,lr,seconds,patches_per_s,peak_rss_mb,compute,stage_resolution,bad_patches"

@@ -1,3 +1,4 @@
+import Cluster
 import Foundation
 import NN
 import PatchIndex
@@ -38,13 +39,22 @@ public final class Trainer {
     public let options: TrainConfig
     let log: (String) -> Void
     let progress: ((TrainProgress) -> Void)?
+    /// Test hook: "R:E" makes rank R fail at the start of epoch E (1-based), so tests can check that one rank's
+    /// error stops the whole job with its message and leaves the last checkpoint intact.
+    public static let faultRankVariable = "GIGAPATCH_FAULT_FAIL_RANK"
     /// Tests: stop (as if interrupted) after this many epochs have been checkpointed in this invocation.
     var stopAfterEpochs: Int?
     /// Tests: called at each step of an epoch's commit with the epoch number; throwing there is a kill at that point.
     var commitFault: ((RunDirectory.CommitPoint, Int) throws -> Void)?
 
-    public init(options: TrainConfig, log: @escaping (String) -> Void = { _ in }, progress: ((TrainProgress) -> Void)? = nil) {
+    /// The ranks of a data-parallel run (`.single`: this process alone). See `DataParallel`.
+    let comm: Communicator
+    var parallel: DataParallel { DataParallel(comm: comm) }
+
+    public init(options: TrainConfig, log: @escaping (String) -> Void = { _ in }, progress: ((TrainProgress) -> Void)? = nil,
+                communicator: Communicator = .single) {
         self.options = options
+        self.comm = communicator
         self.log = log
         self.progress = progress
     }
@@ -58,9 +68,18 @@ public final class Trainer {
         try options.validateForRun()
         BLAS.configure()
         if options.workers > 0 { Parallel.threads = options.workers }
-        let index = try PatchIndex.existing(at: options.db)
-        let abandoned = try index.markAbandonedRunsInterrupted()
-        if !abandoned.isEmpty { log("note: \(abandoned.count) run\(abandoned.count == 1 ? "" : "s") left running by a process that is gone marked interrupted") }
+        // Rank 0 alone writes the index; the other ranks read an immutable snapshot of it (safe on network
+        // filesystems), after rank 0 has folded its WAL in and before it writes again.
+        var opened: PatchIndex?
+        if comm.isRoot {
+            let index = try PatchIndex.existing(at: options.db)
+            let abandoned = try index.markAbandonedRunsInterrupted()
+            if !abandoned.isEmpty { log("note: \(abandoned.count) run\(abandoned.count == 1 ? "" : "s") left running by a process that is gone marked interrupted") }
+            if parallel.isActive { try index.checkpointForReaders() }
+            opened = index
+        }
+        try comm.barrier()
+        let index = try opened ?? PatchIndex.immutableSnapshot(at: options.db)
         let data = try PatchDataset.load(index: index, dataset: options.dataset, tilingID: options.tiling, scheme: options.splitScheme,
                                          maxGrid: options.maxGrid, oversize: options.oversize)
         for note in data.notes { log("note: \(note)") }
@@ -82,28 +101,35 @@ public final class Trainer {
         let mpps = try index.micronsPerPixel(datasetID: data.datasetID)
         let known = train.compactMap { mpps[$0.key] ?? nil }.sorted()
         info.trainingMPP = known.isEmpty ? nil : known[known.count / 2]
+        try comm.barrier()
         let run = directory
-        try run.prepare(resume: resume, options: options)
+        if comm.isRoot { try run.prepare(resume: resume, options: options) }
         let method = ModelFactory.method(info, seed: options.seed, compute: options.compute, training: TrainingSetup(options))
         var state = TrainerState(epochsDone: 0, bestScore: nil, bestEpoch: nil, runID: nil)
         var history: [EpochMetrics] = []
-        if resume {
-            state = try run.resume(method.parts)
-            history = try run.history().filter { $0.epoch <= state.epochsDone }
-            log("resuming \(run.root) after epoch \(state.epochsDone) of \(options.epochs)")
-        } else if let initial = options.initWeights {
-            try Self.initialise(method.parts[0].model, from: initial)
-            log("backbone initialised from \(initial) (final projection kept new)")
+        if comm.isRoot {
+            if resume {
+                state = try run.resume(method.parts)
+                history = try run.history().filter { $0.epoch <= state.epochsDone }
+                log("resuming \(run.root) after epoch \(state.epochsDone) of \(options.epochs)")
+            } else if let initial = options.initWeights {
+                try Self.initialise(method.parts[0].model, from: initial)
+                log("backbone initialised from \(initial) (final projection kept new)")
+            }
+            state.runID = try run.beginRun(index: index, datasetID: data.datasetID, state: state, options: options)
         }
-        let runID = try run.beginRun(index: index, datasetID: data.datasetID, state: state, options: options)
-        state.runID = runID
-        log("\(options.method.rawValue) \(options.backbone): \(train.count) training and \(val.count) validation slides, \(classes) classes, tiling \(data.tiling.id) (\(data.tiling.patchSize) px patches)")
+        try parallel.broadcast(method.parts, state: &state)
+        let ranks = parallel.isActive ? ", \(comm.size) ranks (\(comm.launcher ?? "mpi"))" : ""
+        log("\(options.method.rawValue) \(options.backbone): \(train.count) training and \(val.count) validation slides, \(classes) classes, tiling \(data.tiling.id) (\(data.tiling.patchSize) px patches)\(ranks)")
+        let runID = state.runID
         do {
             let epochs = try trainEpochs(method, train: train, val: val, info: info, run: run, state: &state, history: &history)
-            try index.finishRun(id: runID, status: state.epochsDone >= epochs ? "done" : "interrupted")
-            Self.writeReport(runDirectory: run.root, log: log)
+            if comm.isRoot, let runID {
+                try index.finishRun(id: runID, status: state.epochsDone >= epochs ? "done" : "interrupted")
+                Self.writeReport(runDirectory: run.root, log: log)
+            }
         } catch {
-            try? index.finishRun(id: runID, status: "failed", error: "\(error)")
+            if comm.isRoot, let runID { try? index.finishRun(id: runID, status: "failed", error: "\(error)") }
             throw error
         }
         return TrainSummary(runDirectory: run.root, epochs: history, bestEpoch: state.bestEpoch, bestScore: state.bestScore,
@@ -163,13 +189,17 @@ public final class Trainer {
         let badPatches = BadPatchLog()
         method.recordBadPatches(in: badPatches)
         let totalPatches = (train + val).reduce(0) { $0 + $1.grid.cells.count }
-        let stepper = StepHook(method: method, clip: options.clip.map { Float($0) })
+        let stepper = StepHook(method: method, clip: options.clip.map { Float($0) }, parallel: parallel)
         if let c = schedule.curriculum {
             log("curriculum: \(c.stages.count) stages of equal compute, \(c.batches.map(String.init).joined(separator: "/")) mini-batches at \(c.stages.map { "\($0.resolution)" }.joined(separator: "/")) px (224 scale), \(schedule.epochs) epochs")
         }
         let keptMessage = { (done: Int) in "The last good checkpoint \(done > 0 ? run.lastPath + " (epoch \(done))" : "(none yet)") is kept; lower --lr or set --clip" }
         var epochsThisRun = 0
+        let fault = ProcessInfo.processInfo.environment[Self.faultRankVariable]?.split(separator: ":").compactMap { Int($0) }
         for epoch in state.epochsDone ..< schedule.epochs {
+            if let fault, fault.count == 2, fault[0] == comm.rank, fault[1] == epoch + 1 {
+                throw TrainingError("fault injected by \(Self.faultRankVariable) at epoch \(epoch + 1)", kind: .other)
+            }
             let start = Date()
             let order = schedule.order(epoch: epoch, count: train.count)
             let batches = schedule.batches(inEpoch: epoch)
@@ -177,20 +207,29 @@ public final class Trainer {
             for b in 0 ..< batches {
                 let g = epoch * schedule.batchesPerEpoch + b
                 stepper.factor = schedule.learningRateFactor(at: g)
-                let images = order[b * options.batchSize ..< min(order.count, (b + 1) * options.batchSize)].map { train[$0] }
-                let labels = images.map { $0.label! }
-                let (value, logits) = try method.train(images, labels: labels, epoch: epoch, batch: b, view: schedule.view(at: g))
-                if !value.isFinite || stepper.nonFinite || !method.parts.allSatisfy({ $0.model.store.valuesAreFinite() }) {
-                    throw TrainingError("non-finite loss (\(value)) at epoch \(epoch + 1), batch \(b + 1) (slides \(images.map(\.key).joined(separator: ", "))); stopped. \(keptMessage(state.epochsDone))", kind: .diverged)
+                let batch = order[b * options.batchSize ..< min(order.count, (b + 1) * options.batchSize)].map { train[$0] }
+                // This rank's share of the mini-batch (all of it in one process).
+                let range = parallel.share(of: batch.count)
+                let images = Array(batch[range]), labels = images.map { $0.label! }
+                stepper.weight = Float(images.count) / Float(batch.count)
+                let (value, logits) = try method.train(images, labels: labels, epoch: epoch, batch: b, view: schedule.view(at: g),
+                                                       share: BatchShare(offset: range.lowerBound, largestCells: batch.map(\.grid.cells.count).max() ?? 0))
+                if let failure = stepper.failure { throw failure }
+                // The share's loss sum, correct predictions and unreadable patches, summed over the ranks.
+                var tally = [Double(value) * Double(images.count), Double(zip(options.loss.predictions(logits), labels).filter { $0 == $1 }.count),
+                             Double(method.workUnits(images)), Double(badPatches.count)]
+                if parallel.isActive { tally = try parallel.sum(tally) }
+                if !tally[0].isFinite || stepper.nonFinite || !method.parts.allSatisfy({ $0.model.store.valuesAreFinite() }) {
+                    throw TrainingError("non-finite loss (\(tally[0] / Double(batch.count))) at epoch \(epoch + 1), batch \(b + 1) (slides \(batch.map(\.key).joined(separator: ", "))); stopped. \(keptMessage(state.epochsDone))", kind: .diverged)
                 }
-                if Double(badPatches.count) > options.maxBadPatches * Double(totalPatches) {
+                if tally[3] > options.maxBadPatches * Double(totalPatches) {
                     try? atomicWrite(badPatches.csv, to: run.badPatchesPath)
-                    throw TrainingError("\(badPatches.count) of the run's \(totalPatches) patches could not be read (more than --max-bad-patches \(options.maxBadPatches)); they are listed in \(run.badPatchesPath). Check those slides with gigapatch-inspect, re-scan or drop them, or raise --max-bad-patches", kind: .badData)
+                    throw TrainingError("\(Int(tally[3])) of the run's \(totalPatches) patches could not be read (more than --max-bad-patches \(options.maxBadPatches)); they are listed in \(run.badPatchesPath). Check those slides with gigapatch-inspect, re-scan or drop them, or raise --max-bad-patches", kind: .badData)
                 }
-                lossSum += Double(value) * Double(images.count)
-                correct += zip(options.loss.predictions(logits), labels).filter { $0 == $1 }.count
-                seen += images.count
-                units += method.workUnits(images)
+                lossSum += tally[0]
+                correct += Int(tally[1])
+                seen += batch.count
+                units += Int(tally[2])
                 let elapsed = Date().timeIntervalSince(start)
                 progress?(TrainProgress(epoch: epoch + 1, epochs: schedule.epochs, batch: b + 1, batches: batches,
                                         loss: lossSum / Double(seen), rate: Double(units) / max(elapsed, 1e-9), elapsed: elapsed))
@@ -201,8 +240,9 @@ public final class Trainer {
                                        patchesPerSecond: 0, peakRSSMB: 0)
             metrics.stageResolution = schedule.stage(at: end - 1)?.resolution
             metrics.compute = schedule.progress(at: end)
-            if !val.isEmpty {
-                let evaluation = try evaluate(method, val, classes: info.classes)
+            // Each rank's running statistics followed its share: their mean validates and is checkpointed.
+            try parallel.averageBuffers(method.parts)
+            if !val.isEmpty, let evaluation = try evaluateSharded(method, val, classes: info.classes) {
                 metrics.valLoss = evaluation.loss
                 metrics.valAccuracy = evaluation.metrics.accuracy
                 metrics.valKappa = evaluation.metrics.kappa
@@ -214,10 +254,11 @@ public final class Trainer {
             metrics.seconds = Date().timeIntervalSince(start)
             metrics.patchesPerSecond = Double(units) / max(1e-9, metrics.seconds)
             metrics.peakRSSMB = peakResidentMiB()
-            if badPatches.count > 0 {
+            if badPatches.count > 0 && comm.isRoot {
                 metrics.badPatches = badPatches.count
                 try atomicWrite(badPatches.csv, to: run.badPatchesPath)
             }
+            if parallel.isActive { metrics.ranks = comm.size }
             if let counts = method.stain?.counts, counts.unchanged > 0 {
                 log("stain normalisation so far: \(counts.normalized) patches normalised, \(counts.unchanged) left as they were (too little tissue, or one stain only)")
             }
@@ -230,17 +271,41 @@ public final class Trainer {
             }
             history.append(metrics)
             let epochNumber = epoch + 1
-            try run.commit(epoch: method.parts, info: info, state: state, improved: improved, history: history,
-                           fault: commitFault.map { hook in { try hook($0, epochNumber) } })
-            log(summaryLine(metrics, epochs: schedule.epochs, improved: improved))
+            if comm.isRoot {
+                try run.commit(epoch: method.parts, info: info, state: state, improved: improved, history: history,
+                               fault: commitFault.map { hook in { try hook($0, epochNumber) } })
+                log(summaryLine(metrics, epochs: schedule.epochs, improved: improved))
+            }
+            // No rank starts the next epoch before this one's checkpoint is on disk: a failure later loses only that epoch.
+            try comm.barrier()
             epochsThisRun += 1
             if let stop = stopAfterEpochs, epochsThisRun >= stop, epoch + 1 < schedule.epochs { break }
         }
         return schedule.epochs
     }
 
+    /// `evaluate` with the images shared among the ranks; the metrics on rank 0, nil on the others.
+    func evaluateSharded(_ method: TrainingMethod, _ images: [TrainingImage], classes: Int) throws -> (loss: Double, metrics: ClassificationMetrics)? {
+        guard parallel.isActive else { let all = try evaluate(method, images, classes: classes); return (all.loss, all.metrics) }
+        let mine = Array(images[parallel.share(of: images.count)])
+        var predicted: [Int] = [], actual: [Int] = [], lossSum = 0.0
+        if !mine.isEmpty {
+            let local = try evaluate(method, mine, classes: classes)
+            lossSum = local.loss * Double(mine.count)
+            predicted = local.predicted
+            actual = mine.map { $0.label! }
+        }
+        let part = ShardResult(lossSum: lossSum, predicted: predicted, actual: actual)
+        guard let parts = try comm.gather(Array(try JSONEncoder().encode(part))) else { return nil }
+        let all = try parts.map { try JSONDecoder().decode(ShardResult.self, from: Data($0)) }
+        return (all.reduce(0) { $0 + $1.lossSum } / Double(images.count),
+                ClassificationMetrics(actual: all.flatMap(\.actual), predicted: all.flatMap(\.predicted), classes: classes))
+    }
+
+    struct ShardResult: Codable { var lossSum: Double; var predicted: [Int]; var actual: [Int] }
+
     /// Loss and metrics on `images` in evaluation mode.
-    func evaluate(_ method: TrainingMethod, _ images: [TrainingImage], classes: Int) throws -> (loss: Double, metrics: ClassificationMetrics) {
+    func evaluate(_ method: TrainingMethod, _ images: [TrainingImage], classes: Int) throws -> (loss: Double, metrics: ClassificationMetrics, predicted: [Int]) {
         var predicted: [Int] = [], actual: [Int] = [], lossSum = 0.0
         for start in stride(from: 0, to: images.count, by: options.batchSize) {
             let batch = Array(images[start ..< min(images.count, start + options.batchSize)])
@@ -250,7 +315,7 @@ public final class Trainer {
             predicted += options.loss.predictions(logits)
             actual += labels
         }
-        return (lossSum / Double(images.count), ClassificationMetrics(actual: actual, predicted: predicted, classes: classes))
+        return (lossSum / Double(images.count), ClassificationMetrics(actual: actual, predicted: predicted, classes: classes), predicted)
     }
 
     func summaryLine(_ m: EpochMetrics, epochs: Int, improved: Bool) -> String {
@@ -258,6 +323,7 @@ public final class Trainer {
         if let r = m.stageResolution { s += " (stage \(r) px)" }
         if let vl = m.valLoss, let va = m.valAccuracy, let vk = m.valKappa { s += String(format: " | val loss %.4f acc %.3f kappa %.3f", vl, va, vk) }
         s += String(format: " | %.0f s, %.0f patches/s, %.0f MiB", m.seconds, m.patchesPerSecond, m.peakRSSMB)
+        if let ranks = m.ranks { s += String(format: " (%d ranks: %.0f patches/s and %.0f MiB each, rank 0's memory)", ranks, m.patchesPerSecond / Double(ranks), m.peakRSSMB) }
         if let bad = m.badPatches { s += " | \(bad) unreadable patches read as background (bad-patches.csv)" }
         return improved ? s + " (best)" : s
     }
@@ -268,12 +334,19 @@ public final class Trainer {
 final class StepHook {
     /// The schedule's factor for the current mini-batch (set by the loop before each step).
     var factor: Float = 1
+    /// This rank's share of the mini-batch (images / batch): its gradients are scaled by it before the ranks' sum.
+    var weight: Float = 1
     private(set) var nonFinite = false
+    /// The all-reduce's error, if it failed (the hook cannot throw).
+    private(set) var failure: Error?
 
-    init(method: TrainingMethod, clip: Float?) {
+    init(method: TrainingMethod, clip: Float?, parallel: DataParallel? = nil) {
         let parts = method.parts
         let baseRates = parts.map { part in part.optimizer?.groups.map(\.learningRate) ?? [] }
         method.beforeStep = { [self] in
+            if let parallel, parallel.isActive {
+                do { try parallel.sumGradients(parts, weight: self.weight) } catch { self.failure = self.failure ?? error }
+            }
             for (p, part) in parts.enumerated() {
                 if let optimizer = part.optimizer {
                     for g in optimizer.groups.indices { optimizer.groups[g].learningRate = baseRates[p][g] * self.factor }

@@ -1,0 +1,147 @@
+import Foundation
+import NN
+import TestSupport
+import Testing
+@testable import PatchGD
+
+/// Data-parallel training under mpirun (2 ranks over TCP on loopback) against one process. Skipped without Open MPI
+/// (scripts/setup --tests installs it).
+@Suite(.serialized) struct DataParallelTests {
+    static let skip = Executables.mpirun == nil || Executables.directory == nil
+
+    @Test func sharesCutTheBatchInOrderAndEvenly() {
+        for size in 1 ... 4 {
+            for count in 0 ... 9 {
+                let shares = (0 ..< size).map { DataParallel.share(of: count, rank: $0, size: size) }
+                #expect(shares.flatMap { Array($0) } == Array(0 ..< count), "count \(count), size \(size)")
+                #expect((shares.map(\.count).max() ?? 0) - (shares.map(\.count).min() ?? 0) <= 1)
+            }
+        }
+    }
+
+    /// Options whose result is defined whatever the rank count: BatchNorm frozen, no dropout, SGD (Adam divides each
+    /// gradient by its own running magnitude, so the rounding of sums in a different order, 1e-7 of a near-zero
+    /// gradient, becomes a step of order lr), one thread per rank.
+    static func defined(_ f: TrainerFixture, _ out: String, method: MethodChoice, epochs: Int = 1) -> TrainConfig {
+        var o = f.options(out, epochs: epochs)
+        o.method = method
+        o.imageSize = 64
+        o.batchNorm = .frozen
+        o.optimizer = .sgd
+        o.lr = 0.05
+        o.schedule = .constant
+        o.warmup = 0
+        o.augment = false
+        o.workers = 1
+        return o
+    }
+
+    static func mpiTrain(_ ranks: Int, _ o: TrainConfig, resume: Bool = false, environment: [String: String] = [:]) throws -> Executables.Result {
+        let config = o.out + ".config.json"
+        try FileManager.default.createDirectory(atPath: (config as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try o.json().write(toFile: config, atomically: true, encoding: .utf8)
+        return try Executables.mpi(ranks, "train", ["--config", config] + (resume ? ["--resume"] : []), environment: environment)
+    }
+
+    /// Largest difference between two checkpoints' float tensors, relative to each tensor's largest magnitude.
+    static func relativeDifference(_ a: String, _ b: String) throws -> (Float, String) {
+        let x = try Safetensors.read(a).tensors, y = try Safetensors.read(b).tensors
+        #expect(x.keys.sorted() == y.keys.sorted())
+        var worst: (Float, String) = (0, "")
+        for (name, t) in x where t.dtype == "F32" {
+            let u = floats(t.data), v = floats(try #require(y[name]).data)
+            let scale = max(u.map(abs).max() ?? 0, 1e-6)
+            let d = zip(u, v).map { abs($0 - $1) }.max() ?? 0
+            if d / scale > worst.0 { worst = (d / scale, name) }
+        }
+        return worst
+    }
+
+    static func floats(_ data: Data) -> [Float] {
+        data.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+    }
+
+    /// 7 training images in batches of 4: shares of 2 + 2, then 2 + 1.
+    @Test(.disabled(if: skip, "needs Open MPI (scripts/setup --tests installs it)"), arguments: [MethodChoice.patchgd, .gd])
+    func twoRanksTakeTheStepsOneProcessTakes(method: MethodChoice) throws {
+        let f = try TrainerFixture.positional(train: 7, val: 3)
+        let one = try Trainer(options: Self.defined(f, "one", method: method, epochs: 2)).run()
+        let o = Self.defined(f, "two", method: method, epochs: 2)
+        let two = try Self.mpiTrain(2, o)
+        try #require(two.status == 0, "\(two.errors.suffix(2000))")
+        #expect(two.errors.contains("2 ranks"), "\(two.errors.suffix(500))")
+        let (worst, name) = try Self.relativeDifference(one.lastCheckpoint, o.out + "/checkpoints/last.safetensors")
+        #expect(worst <= 1e-5, "\(name) differs by \(worst) of its largest value")
+        let history = try RunDirectory(root: o.out).history()
+        #expect(history.count == 2)
+        for (a, b) in zip(one.epochs, history) {
+            #expect(abs(a.trainLoss - b.trainLoss) <= 1e-5 * abs(a.trainLoss))
+            #expect(a.trainAccuracy == b.trainAccuracy && a.valAccuracy == b.valAccuracy)
+            #expect(b.ranks == 2)
+        }
+    }
+
+    /// With BatchNorm training, each rank normalises its own share, so the run is not one process's; it must learn,
+    /// and validate with the running statistics it saves (the ranks' mean), which one process then reproduces.
+    @Test(.disabled(if: skip, "needs Open MPI (scripts/setup --tests installs it)"))
+    func withBatchNormTwoRanksLearnAndValidateWithTheSavedStatistics() throws {
+        let f = try TrainerFixture.positional(train: 8, val: 4)
+        var o = f.options("bn", epochs: 12)
+        o.augment = false
+        o.sampling = 0.5
+        o.batchSize = 8
+        o.workers = 1
+        let run = try Self.mpiTrain(2, o)
+        try #require(run.status == 0, "\(run.errors.suffix(2000))")
+        let history = try RunDirectory(root: o.out).history()
+        try #require(history.count == 12)
+        #expect(history.last!.trainLoss < history.first!.trainLoss, "\(history.map(\.trainLoss))")
+        var p = PredictOptions(db: f.db, checkpoint: o.out + "/checkpoints/last.safetensors", out: f.dir.file("bn.csv"))
+        p.compute.workers = 1
+        let predicted = try Predictor.run(p)
+        let loss = predicted.predictions.map { -log($0.probabilities[$0.label!]) }.reduce(0, +) / Double(predicted.predictions.count)
+        let logged = try #require(history.last!.valLoss)
+        #expect(abs(loss - logged) <= 2e-5 * max(1, logged), "one process on the checkpoint: \(loss); the ranks logged \(logged)")
+    }
+
+    /// A run started on 2 ranks continues on 1, and one started alone continues on 2, as the uninterrupted run does.
+    @Test(.disabled(if: skip, "needs Open MPI (scripts/setup --tests installs it)"))
+    func resumeChangesTheRankCount() throws {
+        let f = try TrainerFixture.positional(train: 7, val: 3)
+        let straight = try Trainer(options: Self.defined(f, "straight", method: .patchgd, epochs: 2)).run()
+
+        let a = Self.defined(f, "two-then-one", method: .patchgd, epochs: 1)
+        let started = try Self.mpiTrain(2, a)
+        try #require(started.status == 0, "\(started.errors.suffix(2000))")
+        var more = a
+        more.epochs = 2
+        let continued = try Trainer(options: more).run(resume: true)
+        let (d1, n1) = try Self.relativeDifference(straight.lastCheckpoint, continued.lastCheckpoint)
+        #expect(d1 <= 1e-5, "2 then 1 rank: \(n1) differs by \(d1)")
+
+        let b = Self.defined(f, "one-then-two", method: .patchgd, epochs: 1)
+        _ = try Trainer(options: b).run()
+        var moreB = b
+        moreB.epochs = 2
+        let resumed = try Self.mpiTrain(2, moreB, resume: true)
+        try #require(resumed.status == 0, "\(resumed.errors.suffix(2000))")
+        #expect(resumed.errors.contains("resuming"))
+        let (d2, n2) = try Self.relativeDifference(straight.lastCheckpoint, b.out + "/checkpoints/last.safetensors")
+        #expect(d2 <= 1e-5, "1 then 2 ranks: \(n2) differs by \(d2)")
+        #expect(try RunDirectory(root: b.out).history().map(\.epoch) == [1, 2])
+    }
+
+    /// Rank 1 fails at the start of epoch 2: the job stops (no hang) with rank 1's message, and epoch 1's checkpoint
+    /// is intact.
+    @Test(.disabled(if: skip, "needs Open MPI (scripts/setup --tests installs it)"))
+    func aRankThatFailsStopsTheJobWithItsMessage() throws {
+        let f = try TrainerFixture.positional(train: 6, val: 2)
+        let o = Self.defined(f, "fails", method: .patchgd, epochs: 3)
+        let run = try Self.mpiTrain(2, o, environment: [Trainer.faultRankVariable: "1:2"])
+        #expect(run.status != 0 && run.status != -1, "status \(run.status): \(run.errors.suffix(1000))")
+        #expect(run.errors.contains("gigapatch-train (rank 1 of 2): error: fault injected"), "\(run.errors.suffix(1500))")
+        let checkpoint = try Checkpoint.info(o.out + "/checkpoints/last.safetensors")
+        #expect(checkpoint.state.epochsDone == 1)
+        _ = try Safetensors.read(o.out + "/checkpoints/last.safetensors")
+    }
+}
