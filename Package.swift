@@ -74,7 +74,7 @@ let package = Package(
         .target(name: "PatchGD", dependencies: ["NN", "Cluster", "Seeded", "SlideIO", "PatchIndex", "Basics", "Stain", "Tissue", "Ingest", "Report",
                                                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                                 .product(name: "Yams", package: "Yams")], swiftSettings: strict),
-        .target(name: "Ingest", dependencies: ["SlideIO", "Tissue", "PatchIndex", "Manifests", "Basics"],
+        .target(name: "Ingest", dependencies: ["Cluster", "SlideIO", "Tissue", "PatchIndex", "Manifests", "Basics"],
                 resources: [.copy("Presets")], swiftSettings: strict),
         .target(name: "Splits", dependencies: ["PatchIndex", "Manifests", "Seeded", "Basics"], swiftSettings: strict),
         .target(name: "Pipeline", dependencies: ["Basics", .product(name: "Yams", package: "Yams")],
@@ -110,7 +110,7 @@ let package = Package(
                           swiftSettings: strict),
 
         .executableTarget(name: "gigapatch-ingest",
-                          dependencies: ["Ingest", "GigapatchCLI", "Basics",
+                          dependencies: ["Ingest", "Cluster", "GigapatchCLI", "Basics",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: strict),
 

@@ -137,6 +137,7 @@ public final class Communicator: @unchecked Sendable {
     }
 
     public func send(_ bytes: [UInt8], to destination: Int, tag: Int32) throws {
+        guard size > 1 else { throw ClusterError("send to rank \(destination) in a job of one process") }
         try lock.withLock {
             try bytes.withUnsafeBytes { try check(gp_mpi_send($0.baseAddress, $0.count, Int32(destination), tag), "send of \($0.count) bytes to rank \(destination)") }
         }
@@ -153,7 +154,8 @@ public final class Communicator: @unchecked Sendable {
 
     /// A waiting message from `source` (nil: any) with `tag`, or nil.
     public func poll(from source: Int?, tag: Int32) throws -> (source: Int, bytes: [UInt8])? {
-        try lock.withLock {
+        guard size > 1 else { return nil }
+        return try lock.withLock {
             var flag: Int32 = 0, from: Int32 = 0, got: Int32 = 0, count = 0
             try check(gp_mpi_iprobe(Int32(source ?? -1), tag, &flag, &from, &got, &count), "probe")
             guard flag != 0 else { return nil }

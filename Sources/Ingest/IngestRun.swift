@@ -1,3 +1,4 @@
+import Cluster
 import Foundation
 import Manifests
 import PatchIndex
@@ -112,8 +113,21 @@ public enum IngestStage {
     public static let pauseInjectionVariable = "GIGAPATCH_FAULT_PAUSE_AT"
 
     /// Runs the stage. `log` receives one line per finished slide; `progress` (done, total, patches so far) after each.
-    public static func run(_ request: IngestRequest, log: @escaping @Sendable (String) -> Void,
+    ///
+    /// Under mpirun (`comm` of several ranks) rank 0 finds the slides, decides which need work and alone writes the
+    /// index; it hands slides out one at a time to whichever rank's worker asks (`WorkQueue`), which reads the slide,
+    /// finds tissue, lays the grid, writes the QC picture and sends the patches back. Every rank works on
+    /// `request.workers` threads. The other ranks return an empty summary.
+    public static func run(_ request: IngestRequest, comm: Communicator = .single, log: @escaping @Sendable (String) -> Void,
                            progress: @escaping @Sendable (Int, Int, Int) -> Void) throws -> IngestSummary {
+        if !comm.isRoot {
+            let pauseAt = ProcessInfo.processInfo.environment[pauseInjectionVariable]
+            let rank = comm.rank
+            try WorkQueue.run(comm, threads: request.workers, next: { nil }, work: { _, payload in
+                encode(process(payload, request: request, pauseAt: pauseAt, rank: rank))
+            }, collect: { _, _ in })
+            return IngestSummary()
+        }
         let start = Date()
         if let problem = request.settings.problem() { throw IngestError("invalid settings: \(problem)") }
         guard request.slidesDirectory != nil || request.manifestPath != nil else { throw IngestError("give --slides DIR, --manifest CSV, or both") }
@@ -168,17 +182,32 @@ public enum IngestStage {
             exit(128 + signal)
         }
         defer { stops.cancel() }
-        let workers = max(1, min(request.workers, sources.count))
-        let queue = sources
-        DispatchQueue.concurrentPerform(iterations: workers) { _ in
-            while let source = state.next(queue) {
-                let outcome = ingest(source, request: request, index: index, datasetID: datasetID, tilingID: tilingID, killAt: killAt,
-                                     pauseAt: pauseAt)
-                log(outcome.logLine(key: source.key))
-                let (done, patches) = state.record(outcome, source: source)
-                progress(done, queue.count, patches)
-            }
+        // One writer: this thread decides (index.begin) and records (finish, fail); workers only read slides.
+        let finish = { (outcome: Outcome, source: SlideSource) in
+            log(outcome.logLine(key: source.key))
+            let (done, patches) = state.record(outcome, source: source)
+            progress(done, sources.count, patches)
         }
+        var position = 0
+        var handedOut: [Int: (source: SlideSource, slideID: Int64)] = [:]
+        try WorkQueue.run(comm, threads: max(1, min(request.workers, sources.count)), next: {
+            while position < sources.count {
+                let i = position, source = sources[i]
+                position += 1
+                switch prepare(source, request: request, index: index, datasetID: datasetID, tilingID: tilingID, killAt: killAt) {
+                case .decided(let outcome): finish(outcome, source)
+                case .process(let slideID):
+                    handedOut[i] = (source, slideID)
+                    return (i, Array((try? JSONEncoder().encode(SlideTask(path: source.path, key: source.key))) ?? Data()))
+                }
+            }
+            return nil
+        }, work: { [rank = comm.size > 1 ? 0 : nil] _, payload in
+            encode(process(payload, request: request, pauseAt: pauseAt, rank: rank))
+        }, collect: { i, bytes in
+            guard let (source, slideID) = handedOut.removeValue(forKey: i) else { return }
+            finish(record(bytes, slideID: slideID, tilingID: tilingID, index: index), source)
+        })
         var result = state.summary
         result.seconds = Date().timeIntervalSince(start)
         return result
@@ -202,9 +231,26 @@ public enum IngestStage {
         }
     }
 
-    static func ingest(_ source: SlideSource, request: IngestRequest, index: PatchIndex, datasetID: Int64, tilingID: Int64,
-                       killAt: String?, pauseAt: String?) -> Outcome {
-        let slideID: Int64
+    /// A slide handed to a worker, and what the worker made of it (sent between ranks as JSON).
+    struct SlideTask: Codable { var path: String; var key: String }
+    struct SlideWork: Codable {
+        var metadata: SlideMetadata?
+        var grid: GridInfo?
+        var cells: [PatchCell] = []
+        var note = ""
+        var error: String?
+    }
+
+    enum Preparation {
+        /// Nothing to do (done, empty or failed before, being ingested elsewhere) or a failure to record it.
+        case decided(Outcome)
+        /// Marked running in the index: a worker processes it.
+        case process(slideID: Int64)
+    }
+
+    /// The writer's decision for one slide: records its file and label, and marks it running when it needs work.
+    static func prepare(_ source: SlideSource, request: IngestRequest, index: PatchIndex, datasetID: Int64, tilingID: Int64,
+                        killAt: String?) -> Preparation {
         do {
             let attributes = try FileManager.default.attributesOfItem(atPath: source.path)
             let size = (attributes[.size] as? NSNumber)?.int64Value ?? 0
@@ -214,29 +260,53 @@ public enum IngestStage {
             switch decision {
             case .skip(let id, let status):
                 try recordLabel(source, slideID: id, index: index)
-                return .skipped(status: status)
+                return .decided(.skipped(status: status))
             case .giveUp(_, let reason):
-                return .failed(reason)
+                return .decided(.failed(reason))
             case .process(let id, _):
-                slideID = id
+                try recordLabel(source, slideID: id, index: index)
+                if killAt == source.key { kill(getpid(), SIGKILL) }
+                return .process(slideID: id)
             }
-            try recordLabel(source, slideID: slideID, index: index)
         } catch {
-            return .failed("\(source.path): cannot record in the patch index: \(error)")
+            return .decided(.failed("\(source.path): cannot record in the patch index: \(error)"))
         }
-        if killAt == source.key { kill(getpid(), SIGKILL) }
-        if pauseAt == source.key { sleep(60) }
+    }
+
+    /// A worker's job on one slide (any rank, any thread): no index, only the slide and its QC picture.
+    /// `rank` (under mpirun) is named in the slide's log line.
+    static func process(_ payload: [UInt8], request: IngestRequest, pauseAt: String?, rank: Int? = nil) -> SlideWork {
+        guard let task = try? JSONDecoder().decode(SlideTask.self, from: Data(payload)) else { return SlideWork(error: "internal: unreadable task") }
+        if pauseAt == task.key { sleep(60) }
         do {
             let qc = request.qcDirectory.map { folder in
-                QCOutput(path: "\(folder)/\(source.key.replacingOccurrences(of: "/", with: "_")).\(request.qcFormat.fileExtension)",
+                QCOutput(path: "\(folder)/\(task.key.replacingOccurrences(of: "/", with: "_")).\(request.qcFormat.fileExtension)",
                          format: request.qcFormat, maxSize: request.qcSize)
             }
-            let result = try SlideIngester.process(path: source.path, settings: request.settings, qc: qc)
+            let result = try SlideIngester.process(path: task.path, settings: request.settings, qc: qc)
             let g = result.grid
-            try index.finish(slideID: slideID, tilingID: tilingID, metadata: result.metadata,
-                             grid: GridInfo(rows: g.rows, cols: g.cols, readLevel: g.readLevel, readSize: g.readSize), cells: result.patches)
-            let note = "grid \(g.rows) x \(g.cols) at level \(g.readLevel) (\(g.readSize) px read); \(result.tissueSummary)"
-            return result.patches.isEmpty ? .empty(note: note) : .done(patches: result.patches.count, note: note)
+            return SlideWork(metadata: result.metadata, grid: GridInfo(rows: g.rows, cols: g.cols, readLevel: g.readLevel, readSize: g.readSize),
+                             cells: result.patches, note: "grid \(g.rows) x \(g.cols) at level \(g.readLevel) (\(g.readSize) px read); \(result.tissueSummary)\(rank.map { "; rank \($0)" } ?? "")")
+        } catch {
+            return SlideWork(error: String(describing: error).replacingOccurrences(of: "\n", with: " ") + (rank.map { " (on rank \($0))" } ?? ""))
+        }
+    }
+
+    static func encode(_ work: SlideWork) -> [UInt8] {
+        Array((try? JSONEncoder().encode(work)) ?? Data(#"{"cells":[],"note":"","error":"internal: result not encodable"}"#.utf8))
+    }
+
+    /// The writer records a worker's result: the grid and patches, or the failure.
+    static func record(_ bytes: [UInt8], slideID: Int64, tilingID: Int64, index: PatchIndex) -> Outcome {
+        let work = (try? JSONDecoder().decode(SlideWork.self, from: Data(bytes))) ?? SlideWork(error: "internal: unreadable result from a worker")
+        do {
+            if let error = work.error {
+                try? index.fail(slideID: slideID, tilingID: tilingID, error: error)
+                return .failed(error)
+            }
+            guard let metadata = work.metadata, let grid = work.grid else { throw IngestError("internal: a worker's result has no grid") }
+            try index.finish(slideID: slideID, tilingID: tilingID, metadata: metadata, grid: grid, cells: work.cells)
+            return work.cells.isEmpty ? .empty(note: work.note) : .done(patches: work.cells.count, note: work.note)
         } catch {
             let reason = String(describing: error).replacingOccurrences(of: "\n", with: " ")
             try? index.fail(slideID: slideID, tilingID: tilingID, error: reason)
@@ -251,10 +321,9 @@ public enum IngestStage {
     }
 }
 
-/// The shared queue position and tallies of a run.
+/// The tallies of a run.
 private final class RunState: @unchecked Sendable {
     private let lock = NSLock()
-    private var position = 0
     private var finished = 0
     let total: Int
     private(set) var summary: IngestSummary
@@ -262,14 +331,6 @@ private final class RunState: @unchecked Sendable {
     init(summary: IngestSummary, total: Int) {
         self.summary = summary
         self.total = total
-    }
-
-    func next(_ sources: [SlideSource]) -> SlideSource? {
-        lock.withLock {
-            guard position < sources.count else { return nil }
-            position += 1
-            return sources[position - 1]
-        }
     }
 
     func record(_ outcome: IngestStage.Outcome, source: SlideSource) -> (done: Int, patches: Int) {

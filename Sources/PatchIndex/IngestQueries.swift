@@ -55,7 +55,7 @@ public enum IngestDecision: Sendable, Equatable {
 }
 
 /// What OpenSlide reported of a slide, stored with its patches.
-public struct SlideMetadata: Sendable, Equatable {
+public struct SlideMetadata: Sendable, Equatable, Codable {
     public var vendor: String?
     public var width: Int
     public var height: Int
@@ -78,7 +78,7 @@ public struct SlideMetadata: Sendable, Equatable {
 }
 
 /// The grid a slide got under a tiling.
-public struct GridInfo: Sendable, Equatable {
+public struct GridInfo: Sendable, Equatable, Codable {
     public var rows: Int
     public var cols: Int
     public var readLevel: Int

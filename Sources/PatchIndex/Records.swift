@@ -88,7 +88,7 @@ public struct PatchRecord: Codable, Sendable, Equatable, FetchableRecord, Mutabl
 
 /// One kept cell of a slide's grid, as ingest hands it to the index: where the patch is and how much tissue it holds.
 /// The level read and the size read there are the grid's (`GridInfo`), the slide and tiling the call's.
-public struct PatchCell: Sendable, Equatable {
+public struct PatchCell: Sendable, Equatable, Codable {
     public var level0X: Int
     public var level0Y: Int
     public var gridRow: Int

@@ -1,5 +1,6 @@
 import Basics
 import ArgumentParser
+import Cluster
 import Foundation
 import GigapatchCLI
 import Ingest
@@ -71,11 +72,17 @@ struct IngestCommand: ParsableCommand {
         request.createDatabase = createDb
         request.qcFormat = qcFormat == .jpeg ? .jpeg : .png
         request.qcSize = qcSize
+        // Under mpirun rank 0 finds the slides, writes the index and prints; the other ranks only work on slides.
+        let comm: Communicator
+        do { comm = try Communicator.world() } catch {
+            FileHandle.standardError.write(Data("gigapatch-ingest: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
         let interactive = isatty(STDERR_FILENO) == 1
-        let reporter = ProgressReporter(label: "ingesting", unit: "slides", interactive: interactive)
+        let reporter = ProgressReporter(label: comm.size > 1 ? "ingesting on \(comm.size) ranks" : "ingesting", unit: "slides", interactive: interactive)
         let result: IngestSummary
         do {
-            result = try IngestStage.run(request, log: { line in
+            result = try IngestStage.run(request, comm: comm, log: { line in
                 // On a terminal only what needs attention interrupts the progress line; logs get every slide.
                 if !interactive || line.hasPrefix("failed") || line.hasPrefix("empty") || line.hasPrefix("manifest") || line.hasPrefix("note") {
                     FileHandle.standardError.write(Data(((interactive ? "\r\u{1B}[K" : "") + line + "\n").utf8))
@@ -84,9 +91,11 @@ struct IngestCommand: ParsableCommand {
                 reporter.update(done: done, total: total, extra: "\(patches) patches")
             })
         } catch {
+            if comm.size > 1 { comm.abort("\(error)", program: "gigapatch-ingest") }
             FileHandle.standardError.write(Data("gigapatch-ingest: \(error)\n".utf8))
             throw ExitCode(1)
         }
+        guard comm.isRoot else { return }
         print(result.table)
         if let summary {
             let encoder = JSONEncoder()

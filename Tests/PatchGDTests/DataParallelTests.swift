@@ -21,7 +21,8 @@ import Testing
 
     /// Options whose result is defined whatever the rank count: BatchNorm frozen, no dropout, SGD (Adam divides each
     /// gradient by its own running magnitude, so the rounding of sums in a different order, 1e-7 of a near-zero
-    /// gradient, becomes a step of order lr), one thread per rank.
+    /// gradient, becomes a step of order lr). In-process runs keep the default thread count: `--workers` sets a
+    /// process-wide count, which would change the rounding of tests running beside these (exact-resume compares bits).
     static func defined(_ f: TrainerFixture, _ out: String, method: MethodChoice, epochs: Int = 1) -> TrainConfig {
         var o = f.options(out, epochs: epochs)
         o.method = method
@@ -32,11 +33,12 @@ import Testing
         o.schedule = .constant
         o.warmup = 0
         o.augment = false
-        o.workers = 1
         return o
     }
 
     static func mpiTrain(_ ranks: Int, _ o: TrainConfig, resume: Bool = false, environment: [String: String] = [:]) throws -> Executables.Result {
+        var o = o
+        o.workers = 1   // one thread per rank: 2 ranks on this machine's 2 cores
         let config = o.out + ".config.json"
         try FileManager.default.createDirectory(atPath: (config as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try o.json().write(toFile: config, atomically: true, encoding: .utf8)
@@ -90,15 +92,12 @@ import Testing
         o.augment = false
         o.sampling = 0.5
         o.batchSize = 8
-        o.workers = 1
         let run = try Self.mpiTrain(2, o)
         try #require(run.status == 0, "\(run.errors.suffix(2000))")
         let history = try RunDirectory(root: o.out).history()
         try #require(history.count == 12)
         #expect(history.last!.trainLoss < history.first!.trainLoss, "\(history.map(\.trainLoss))")
-        var p = PredictOptions(db: f.db, checkpoint: o.out + "/checkpoints/last.safetensors", out: f.dir.file("bn.csv"))
-        p.compute.workers = 1
-        let predicted = try Predictor.run(p)
+        let predicted = try Predictor.run(PredictOptions(db: f.db, checkpoint: o.out + "/checkpoints/last.safetensors", out: f.dir.file("bn.csv")))
         let loss = predicted.predictions.map { -log($0.probabilities[$0.label!]) }.reduce(0, +) / Double(predicted.predictions.count)
         let logged = try #require(history.last!.valLoss)
         #expect(abs(loss - logged) <= 2e-5 * max(1, logged), "one process on the checkpoint: \(loss); the ranks logged \(logged)")
