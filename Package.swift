@@ -128,7 +128,7 @@ let package = Package(
                           swiftSettings: strict),
 
         .executableTarget(name: "gigapatch-predict",
-                          dependencies: ["PatchGD", "GigapatchCLI",
+                          dependencies: ["PatchGD", "Cluster", "GigapatchCLI",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: strict),
 

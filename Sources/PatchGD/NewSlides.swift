@@ -1,3 +1,4 @@
+import Cluster
 import Basics
 import Foundation
 import Ingest
@@ -21,7 +22,9 @@ public struct NewSlides: Sendable {
     /// Ingests the slides with exactly the tiling and tissue settings the checkpoint was trained on, into the
     /// checkpoint's dataset name in `db` (empty: `OUTSTEM.index.sqlite` beside `out`, which `db` is set to).
     /// Names slides whose mpp is unknown or far from the training slides'; failed slides are returned, not fatal.
-    static func ingest(_ slides: NewSlides, checkpoint: String, db: inout String, out: String, log: (String) -> Void) throws -> IngestSummary {
+    /// Under mpirun every rank works on slides and rank 0 writes the index (`IngestStage`); the others return an empty summary.
+    static func ingest(_ slides: NewSlides, checkpoint: String, db: inout String, out: String, comm: Communicator = .single,
+                       log: (String) -> Void) throws -> IngestSummary {
         guard FileManager.default.fileExists(atPath: checkpoint) else {
             throw TrainingError("\(checkpoint): no such checkpoint; give RUNDIR/checkpoints/best.safetensors or last.safetensors", kind: .missingFile)
         }
@@ -38,9 +41,10 @@ public struct NewSlides: Sendable {
         let request = IngestRequest(slidesDirectory: slides.slidesDirectory, manifestPath: slides.manifest, databasePath: db, dataset: info.dataset,
                                     settings: settings, workers: max(1, slides.workers))
         let summary: IngestSummary
-        do { summary = try IngestStage.run(request, log: { _ in }, progress: { _, _, _ in }) } catch {
+        do { summary = try IngestStage.run(request, comm: comm, log: { _ in }, progress: { _, _, _ in }) } catch {
             throw TrainingError("\(error)", kind: error.errorKind)
         }
+        guard comm.isRoot else { return summary }
         log(summary.table)
         if let trained = info.trainingMPP {
             let index = try PatchIndex.existing(at: db)

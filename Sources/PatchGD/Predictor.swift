@@ -1,3 +1,4 @@
+import Cluster
 import ArgumentParser
 import Foundation
 import NN
@@ -74,16 +75,22 @@ public struct PredictSummary: Sendable {
 public enum Predictor {
     /// Predicts, writes `out` atomically and stores the predictions in the index.
     /// - Throws: `TrainingError` for bad options, an unusable checkpoint or database; unreadable slides are skipped, not fatal.
-    public static func run(_ options: PredictOptions, log: (String) -> Void = { _ in }) throws -> PredictSummary {
+    ///
+    /// Under mpirun (`comm` of several ranks) the slides are shared by a work queue; rank 0 alone writes the output,
+    /// the report and the rows, and returns the summary (nil on the other ranks).
+    public static func run(_ options: PredictOptions, comm: Communicator, log: (String) -> Void = { _ in }) throws -> PredictSummary? {
         var options = options
         var only: Set<String>?
         var ingestFailures: [(key: String, reason: String)] = []
         if let newSlides = options.newSlides {
-            let ingested = try NewSlides.ingest(newSlides, checkpoint: options.checkpoint, db: &options.db, out: options.out, log: log)
+            let ingested = try NewSlides.ingest(newSlides, checkpoint: options.checkpoint, db: &options.db, out: options.out, comm: comm, log: log)
             only = Set(ingested.keys)
             ingestFailures = ingested.failures.map { ($0.slide, $0.error) }
+            // Every rank predicts exactly the new slides rank 0 ingested.
+            let keys = try comm.broadcast(bytes: Array(try JSONEncoder().encode(ingested.keys)))
+            only = Set(try JSONDecoder().decode([String].self, from: Data(keys)))
         }
-        var summary = try predict(options, only: only, log: log)
+        guard var summary = try predict(options, only: only, comm: comm, log: log) else { return nil }
         summary.skipped = ingestFailures + summary.skipped
         if options.format == .csv {
             // The run's report with these predictions (and heatmaps) beside the output: OUTSTEM.report.html.
@@ -97,7 +104,19 @@ public enum Predictor {
         return summary
     }
 
-    static func predict(_ options: PredictOptions, only: Set<String>?, log: (String) -> Void) throws -> PredictSummary {
+    /// One process (tests, callers without MPI).
+    public static func run(_ options: PredictOptions, log: (String) -> Void = { _ in }) throws -> PredictSummary {
+        try run(options, comm: .single, log: log)!
+    }
+
+    /// What a worker made of one slide (sent to rank 0 as JSON).
+    struct SlideOutcome: Codable {
+        var prediction: SlidePrediction?
+        var slideID: Int64
+        var skipped: String?
+    }
+
+    static func predict(_ options: PredictOptions, only: Set<String>?, comm: Communicator, log: (String) -> Void) throws -> PredictSummary? {
         try options.compute.validate()
         BLAS.configure()
         if options.compute.workers > 0 { Parallel.threads = options.compute.workers }
@@ -105,7 +124,14 @@ public enum Predictor {
             throw TrainingError("\(options.checkpoint): no such checkpoint; give RUNDIR/checkpoints/best.safetensors or last.safetensors", kind: .missingFile)
         }
         let (info, state, _) = try Checkpoint.info(options.checkpoint)
-        let index = try PatchIndex.existing(at: options.db)
+        // Rank 0 writes the index; the others read an immutable snapshot taken before it writes again (see Trainer).
+        var opened: PatchIndex?
+        if comm.isRoot {
+            opened = try PatchIndex.existing(at: options.db)
+            if comm.size > 1 { try opened!.checkpointForReaders() }
+        }
+        try comm.barrier()
+        let index = try opened ?? PatchIndex.immutableSnapshot(at: options.db)
         let tilingID = try matchingTiling(index: index, info: info)
         let data = try PatchDataset.load(index: index, dataset: info.dataset, tilingID: tilingID, scheme: info.splitScheme,
                                          maxGrid: info.maxGrid, oversize: info.oversize)
@@ -123,37 +149,35 @@ public enum Predictor {
         let method = ModelFactory.method(info, seed: 0, compute: options.compute, training: nil)
         _ = try Checkpoint.load(method.parts, from: options.checkpoint, optimizers: false)
 
+        try comm.barrier()
+        let model = UncheckedBox(method)
+        var outcomes: [Int: SlideOutcome] = [:], position = 0
+        // One worker thread per rank: a model's layers keep their activations, so it serves one slide at a time
+        // (its kernels use the rank's compute threads).
+        try WorkQueue.run(comm, threads: 1, next: {
+            guard position < images.count else { return nil }
+            position += 1
+            return (position - 1, [])
+        }, work: { i, _ in
+            Array((try? JSONEncoder().encode(predictOne(images[i], method: model.value, info: info, options: options))) ?? Data())
+        }, collect: { i, bytes in
+            let outcome = (try? JSONDecoder().decode(SlideOutcome.self, from: Data(bytes)))
+                ?? SlideOutcome(prediction: nil, slideID: images[i].slideID, skipped: "internal: unreadable result from a worker")
+            if let reason = outcome.skipped, reason != "no patches" { log("skipped \(images[i].key): \(reason)") }
+            outcomes[i] = outcome
+            if outcomes.count % 50 == 0 { log("predicted \(outcomes.count)/\(images.count) slides") }
+        })
+        guard comm.isRoot else { return nil }
         var predictions: [SlidePrediction] = [], rows: [PredictionRow] = []
         var skipped: [(key: String, reason: String)] = []
-        for (i, image) in images.enumerated() {
-            guard FileManager.default.fileExists(atPath: image.path) else {
-                skipped.append((image.key, "\(image.path): slide file missing"))
-                log("skipped \(image.key): \(image.path) is missing (moved or deleted since ingest?)")
-                continue
+        for i in images.indices {
+            guard let outcome = outcomes[i] else { continue }
+            if let prediction = outcome.prediction {
+                predictions.append(prediction)
+                rows.append(PredictionRow(slideID: outcome.slideID, predicted: prediction.predicted, probabilities: prediction.probabilities))
+            } else {
+                skipped.append((images[i].key, outcome.skipped ?? "unknown"))
             }
-            if image.grid.cells.isEmpty && info.method == .patchgd {
-                skipped.append((image.key, "no patches"))
-                continue
-            }
-            do {
-                let logits: Tensor
-                if let folder = options.heatmaps, let patchGD = method as? PatchGDMethod {
-                    let loss = info.loss
-                    let explained = try patchGD.explain(image, target: { loss == .ce ? loss.predictions($0)[0] : -1 }, occlusion: options.occlusion)
-                    logits = explained.logits
-                    try Heatmaps.write(image, scores: explained.scores, occlusion: explained.occlusion, to: folder)
-                } else {
-                    logits = try method.logits([image])
-                }
-                let probabilities = info.loss.probabilities(logits)[0]
-                let predicted = info.loss.predictions(logits)[0]
-                predictions.append(SlidePrediction(imageID: image.key, predicted: predicted, probabilities: probabilities, label: image.label))
-                rows.append(PredictionRow(slideID: image.slideID, predicted: predicted, probabilities: probabilities))
-            } catch {
-                skipped.append((image.key, "\(error)"))
-                log("skipped \(image.key): \(error)")
-            }
-            if (i + 1) % 50 == 0 { log("predicted \(i + 1)/\(images.count) slides") }
         }
         try write(predictions, classes: info.classes, format: options.format, to: options.out)
         if options.heatmaps != nil && info.method != .patchgd { log("note: heatmaps need a PatchGD checkpoint (they score Z's cells); this one is GD, so none were written") }
@@ -177,6 +201,30 @@ public enum Predictor {
         var summary = PredictSummary(predictions: predictions, skipped: skipped, metrics: metrics, runID: runID, classes: info.classes)
         summary.labelsOutOfRange = outOfRange.map(\.imageID)
         return summary
+    }
+
+    /// One slide's prediction (and heatmap), or why it was skipped.
+    static func predictOne(_ image: TrainingImage, method: TrainingMethod, info: CheckpointInfo, options: PredictOptions) -> SlideOutcome {
+        guard FileManager.default.fileExists(atPath: image.path) else {
+            return SlideOutcome(prediction: nil, slideID: image.slideID, skipped: "\(image.path): slide file missing (moved or deleted since ingest?)")
+        }
+        if image.grid.cells.isEmpty && info.method == .patchgd { return SlideOutcome(prediction: nil, slideID: image.slideID, skipped: "no patches") }
+        do {
+            let logits: Tensor
+            if let folder = options.heatmaps, let patchGD = method as? PatchGDMethod {
+                let loss = info.loss
+                let explained = try patchGD.explain(image, target: { loss == .ce ? loss.predictions($0)[0] : -1 }, occlusion: options.occlusion)
+                logits = explained.logits
+                try Heatmaps.write(image, scores: explained.scores, occlusion: explained.occlusion, to: folder)
+            } else {
+                logits = try method.logits([image])
+            }
+            let prediction = SlidePrediction(imageID: image.key, predicted: info.loss.predictions(logits)[0],
+                                             probabilities: info.loss.probabilities(logits)[0], label: image.label)
+            return SlideOutcome(prediction: prediction, slideID: image.slideID, skipped: nil)
+        } catch {
+            return SlideOutcome(prediction: nil, slideID: image.slideID, skipped: "\(error)")
+        }
     }
 
     /// The run directory a checkpoint belongs to (RUNDIR/checkpoints/x.safetensors -> RUNDIR).
@@ -219,4 +267,10 @@ public enum Predictor {
     static func csvField(_ s: String) -> String {
         s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
     }
+}
+
+/// Carries a value the caller guarantees is used by one thread at a time into concurrent code.
+final class UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
 }

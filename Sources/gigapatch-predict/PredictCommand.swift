@@ -1,4 +1,5 @@
 import ArgumentParser
+import Cluster
 import Foundation
 import GigapatchCLI
 import PatchGD
@@ -42,8 +43,16 @@ struct PredictCommand: ParsableCommand {
             options.newSlides = NewSlides(slidesDirectory: slides, manifest: manifest, workers: compute.workers > 0 ? compute.workers : ProcessInfo.processInfo.activeProcessorCount)
         }
         options.occlusion = occlusion
+        // Under mpirun the slides are shared among the ranks; rank 0 writes the output and prints.
+        let comm: Communicator
+        do { comm = try Communicator.world() } catch {
+            FileHandle.standardError.write(Data("gigapatch-predict: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
         do {
-            let summary = try Predictor.run(options) { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+            guard let summary = try Predictor.run(options, comm: comm, log: { line in
+                if comm.isRoot { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+            }) else { return }
             print("\(summary.predictions.count) slides predicted -> \(out)" + (summary.skipped.isEmpty ? "" : "; \(summary.skipped.count) skipped (see above)"))
             if let m = summary.metrics {
                 print(String(format: "accuracy %.4f  quadratic weighted kappa %.4f  (%d labelled slides)", m.accuracy, m.kappa, m.count))
@@ -57,6 +66,7 @@ struct PredictCommand: ParsableCommand {
         } catch let exit as ExitCode {
             throw exit
         } catch {
+            if comm.size > 1 { comm.abort("\(error)", program: "gigapatch-predict") }
             FileHandle.standardError.write(Data("gigapatch-predict: \(error)\n".utf8))
             throw ExitCode(1)
         }

@@ -143,4 +143,29 @@ import Testing
         #expect(checkpoint.state.epochsDone == 1)
         _ = try Safetensors.read(o.out + "/checkpoints/last.safetensors")
     }
+
+    /// Prediction on 2 ranks writes the file and rows one process writes (slides shared by the work queue), for
+    /// slides of the index and for new slides ingested on the way.
+    @Test(.disabled(if: skip, "needs Open MPI (scripts/setup --tests installs it)"))
+    func twoRanksPredictWhatOneProcessPredicts() throws {
+        let f = try TrainerFixture.positional(train: 4, val: 5)
+        let trained = try Trainer(options: f.options("run", epochs: 1)).run()
+        let common = ["--db", f.db, "--checkpoint", trained.lastCheckpoint, "--split", "all", "--workers", "1"]
+        let one = try Executables.run("predict", common + ["--out", f.dir.file("one.csv")])
+        #expect(one.status == 0, "\(one.errors)")
+        let two = try Executables.mpi(2, "predict", common + ["--out", f.dir.file("two.csv")])
+        #expect(two.status == 0, "\(two.errors.suffix(1500))")
+        let a = try String(contentsOfFile: f.dir.file("one.csv"), encoding: .utf8), b = try String(contentsOfFile: f.dir.file("two.csv"), encoding: .utf8)
+        #expect(a.split(separator: "\n").count == 10 && a == b, "\(a)\n---\n\(b)")
+        #expect(two.output.components(separatedBy: "slides predicted").count == 2, "one summary, from rank 0: \(two.output)")
+
+        let newSlides = ["--checkpoint", trained.lastCheckpoint, "--slides", f.dir.file("slides"), "--workers", "1"]
+        let fresh = try Executables.mpi(2, "predict", newSlides + ["--out", f.dir.file("new/two.csv")])
+        #expect(fresh.status == 0, "\(fresh.errors.suffix(1500))")
+        let freshOne = try Executables.run("predict", newSlides + ["--out", f.dir.file("new/one.csv")])
+        #expect(freshOne.status == 0, "\(freshOne.errors)")
+        let c = try String(contentsOfFile: f.dir.file("new/two.csv"), encoding: .utf8)
+        let d = try String(contentsOfFile: f.dir.file("new/one.csv"), encoding: .utf8)
+        #expect(c.split(separator: "\n").count == 10 && c == d, "\(c)\n---\n\(d)")
+    }
 }
