@@ -33,6 +33,8 @@ public struct StageKind: Sendable, Equatable {
     /// What a stage redone from scratch removes first: the path named by each option, with each suffix
     /// (ingest: the patch index and its -wal and -shm files; train: the run folder).
     public var cleanOnRedo: [Clean]
+    /// Runs as the ranks of an MPI job when the pipeline or the stage names a `launcher` (ingest, train, predict).
+    public var runsUnderLauncher = false
 
     public struct Resume: Sendable, Equatable {
         public var option: String
@@ -60,14 +62,20 @@ public struct StageKind: Sendable, Equatable {
     public static let all: [StageKind] = [
         StageKind(name: "ultramnist", executable: "gigapatch-ultramnist", inputs: ["mnist"], outputs: ["out"], sharedOutputs: []),
         StageKind(name: "ingest", executable: "gigapatch-ingest", inputs: ["slides", "manifest", "preset"],
-                  outputs: ["qc-dir", "summary"], sharedOutputs: ["db"], cleanOnRedo: [Clean(option: "db", suffixes: ["", "-wal", "-shm"])]),
+                  outputs: ["qc-dir", "summary"], sharedOutputs: ["db"], cleanOnRedo: [Clean(option: "db", suffixes: ["", "-wal", "-shm"])]).parallel(),
         StageKind(name: "split", executable: "gigapatch-split", inputs: ["manifest"], outputs: ["out"], sharedOutputs: ["db"]),
         StageKind(name: "train", executable: "gigapatch-train", inputs: ["init", "config"], outputs: ["out"], sharedOutputs: ["db"],
                   resume: Resume(option: "out", marker: "checkpoints/last.safetensors", flag: "--resume"),
-                  cleanOnRedo: [Clean(option: "out", suffixes: [""])]),
-        StageKind(name: "predict", executable: "gigapatch-predict", inputs: ["checkpoint"], outputs: ["out"], sharedOutputs: ["db"]),
+                  cleanOnRedo: [Clean(option: "out", suffixes: [""])]).parallel(),
+        StageKind(name: "predict", executable: "gigapatch-predict", inputs: ["checkpoint"], outputs: ["out"], sharedOutputs: ["db"]).parallel(),
         StageKind(name: "stain", executable: "gigapatch-stain", subcommand: ["fit"], inputs: ["slide"], outputs: ["out"], sharedOutputs: []),
     ]
+
+    func parallel() -> StageKind {
+        var kind = self
+        kind.runsUnderLauncher = true
+        return kind
+    }
 
     public static func named(_ name: String) -> StageKind? { all.first { $0.name == name } }
 }
@@ -78,9 +86,12 @@ public struct PipelineStage: Sendable, Equatable {
     public var kind: StageKind
     /// Options in file order; values are strings, numbers, booleans (flags) or lists (repeated options).
     public var options: [(key: String, value: OptionValue)]
+    /// The command the stage runs under, as words (`mpirun -np 4 --hostfile hosts`); empty: none.
+    public var launcher: [String] = []
 
     public static func == (a: PipelineStage, b: PipelineStage) -> Bool {
         a.name == b.name && a.kind == b.kind && a.options.map(\.key) == b.options.map(\.key) && a.options.map(\.value) == b.options.map(\.value)
+            && a.launcher == b.launcher
     }
 
     /// The value of an option as text (after substitution), nil when absent or a flag.
@@ -124,6 +135,8 @@ public enum OptionValue: Sendable, Equatable, Codable {
 ///       out: ${work}/data
 /// ```
 /// `${var}` is replaced in every option value; `gigapatch run --set var=value` overrides a variable.
+/// `launcher: "mpirun -np 4 --hostfile hosts"` at the top runs the ingest, train and predict stages under it (as the
+/// ranks of an MPI job); a stage's own `launcher:` overrides it for that stage, and `launcher: ""` runs it alone.
 public struct PipelineFile: Sendable {
     public var path: String
     public var name: String
@@ -141,9 +154,9 @@ public struct PipelineFile: Sendable {
         let parsed: Any?
         do { parsed = try Yams.load(yaml: text) } catch { throw PipelineError("\(path): not valid YAML (\(error))") }
         guard let root = parsed as? [String: Any] else { throw PipelineError("\(path): expected a mapping with 'stages'") }
-        let unknownTop = Set(root.keys).subtracting(["name", "run_dir", "variables", "stages", "description"])
+        let unknownTop = Set(root.keys).subtracting(["name", "run_dir", "variables", "stages", "description", "launcher"])
         guard unknownTop.isEmpty else {
-            throw PipelineError("\(path): unknown key(s) \(unknownTop.sorted().joined(separator: ", ")); allowed: name, description, run_dir, variables, stages")
+            throw PipelineError("\(path): unknown key(s) \(unknownTop.sorted().joined(separator: ", ")); allowed: name, description, run_dir, variables, launcher, stages")
         }
         let name = (root["name"] as? String) ?? URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
         var variables: [String: String] = [:]
@@ -186,10 +199,45 @@ public struct PipelineFile: Sendable {
                     }
                 }
             }
-            stages.append(PipelineStage(name: stageName, kind: kind, options: options))
+            var stage = PipelineStage(name: stageName, kind: kind, options: options)
+            let unknown = Set(s.keys).subtracting(["name", "stage", "options", "launcher"])
+            guard unknown.isEmpty else {
+                throw PipelineError("\(path): stage \(stageName): unknown key(s) \(unknown.sorted().joined(separator: ", ")); allowed: name, stage, options, launcher")
+            }
+            if let own = s["launcher"] {
+                let words = try Self.words(try substitute(scalar(own), variables, context: "\(path): stage \(stageName), launcher"))
+                guard words.isEmpty || kind.runsUnderLauncher else {
+                    throw PipelineError("\(path): stage \(stageName): the \(kind.name) stage does not run under a launcher (ingest, train and predict do); remove its 'launcher'")
+                }
+                stage.launcher = words
+            } else if let shared = root["launcher"], kind.runsUnderLauncher {
+                stage.launcher = try Self.words(try substitute(scalar(shared), variables, context: "\(path): launcher"))
+            }
+            stages.append(stage)
         }
         let runDirectory = try substitute((root["run_dir"] as? String) ?? "out/${name}", variables, context: "\(path): run_dir")
         return PipelineFile(path: path, name: name, runDirectory: runDirectory, variables: variables, stages: stages)
+    }
+
+    /// A command line split into words as a shell would for plain words and single or double quotes (no expansions).
+    static func words(_ line: String) throws -> [String] {
+        var words: [String] = [], current = "", quote: Character?, inWord = false
+        for c in line {
+            if let q = quote {
+                if c == q { quote = nil } else { current.append(c) }
+            } else if c == "'" || c == "\"" {
+                quote = c
+                inWord = true
+            } else if c == " " || c == "\t" {
+                if inWord { words.append(current); current = ""; inWord = false }
+            } else {
+                current.append(c)
+                inWord = true
+            }
+        }
+        if quote != nil { throw PipelineError("launcher \(line): unclosed quote") }
+        if inWord { words.append(current) }
+        return words
     }
 
     static func scalar(_ v: Any) -> String {

@@ -29,6 +29,8 @@ public struct StageRecord: Sendable, Equatable, Codable {
     public var finished: String?
     public var seconds: Double?
     public var exitStatus: Int32?
+    /// The launcher the stage ran under (`mpirun -np 4 ...`), nil when it ran as one process.
+    public var launcher: [String]?
 }
 
 /// `run.json`: what a pipeline run did, so any result can be traced to what made it.
@@ -118,10 +120,12 @@ public final class PipelineRunner {
             hasher.add(previous)
             let fingerprint = hasher.hex
             previous = fingerprint
-            let command = [try executable(stage.kind.executable)] + stage.kind.subcommand + stage.arguments
+            // The launcher is not in the fingerprint: the same stage on 4 ranks instead of 2 makes the same outputs.
+            let command = try launcherCommand(stage.launcher) + [try executable(stage.kind.executable)] + stage.kind.subcommand + stage.arguments
             var record = StageRecord(name: stage.name, stage: stage.kind.name, status: "not-run", reason: nil, command: command,
                                      options: Dictionary(stage.options, uniquingKeysWith: { $1 }), inputs: inputs,
                                      outputs: [], fingerprint: fingerprint)
+            record.launcher = stage.launcher.isEmpty ? nil : stage.launcher
             if failure != nil || !reached {
                 record.reason = failure != nil ? "an earlier stage failed" : "before --from \(from!)"
                 record.outputs = outputs(of: stage)
@@ -261,6 +265,20 @@ public final class PipelineRunner {
             if fm.isExecutableFile(atPath: path) { return path }
         }
         throw PipelineError("\(name) not found beside gigapatch or on PATH; build it (swift build -c release) first")
+    }
+
+    /// The launcher's words with its program found on PATH (or as given, with a slash); empty stays empty.
+    func launcherCommand(_ words: [String]) throws -> [String] {
+        guard let program = words.first else { return [] }
+        if program.contains("/") {
+            guard FileManager.default.isExecutableFile(atPath: program) else { throw PipelineError("launcher \(program): no such executable") }
+            return words
+        }
+        for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") {
+            let path = (String(directory) as NSString).appendingPathComponent(program)
+            if FileManager.default.isExecutableFile(atPath: path) { return [path] + words.dropFirst() }
+        }
+        throw PipelineError("launcher \(program) not found on PATH; install it (Open MPI's mpirun: apt-get install openmpi-bin) or give its full path")
     }
 
     func save(_ state: RunnerState) throws {

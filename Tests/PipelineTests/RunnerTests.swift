@@ -1,4 +1,5 @@
 import Foundation
+import PatchIndex
 import TestSupport
 import Testing
 @testable import Pipeline
@@ -153,5 +154,50 @@ struct PipelineRunnerTests {
         let planned = try dry.run()
         #expect(planned.stages.map(\.status) == ["not-run", "not-run"] && planned.stages[0].reason == "inputs or parameters changed")
         #expect(try f.manifest().variables["size"] == "128")   // a dry run leaves run.json alone
+    }
+}
+
+/// `launcher:` runs ingest, train and predict stages as the ranks of an MPI job.
+struct LauncherTests {
+    static let mpirun = "env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun -np 2 --oversubscribe --mca btl tcp,self --mca btl_tcp_if_include lo --mca oob_tcp_if_include lo"
+
+    /// The fixture's pipeline with a top-level launcher (and optionally one on the generate stage).
+    static func pipeline(_ f: PipelineFixture, launcher: String, onGenerate: String? = nil) throws -> PipelineFile {
+        var text = try String(contentsOfFile: f.path, encoding: .utf8)
+        text = text.replacingOccurrences(of: "stages:\n", with: "launcher: \"\(launcher)\"\nstages:\n")
+        if let onGenerate { text = text.replacingOccurrences(of: "    stage: ultramnist\n", with: "    stage: ultramnist\n    launcher: \"\(onGenerate)\"\n") }
+        try text.write(toFile: f.path, atomically: true, encoding: .utf8)
+        return try PipelineFile.load(f.path)
+    }
+
+    @Test func aTopLevelLauncherAppliesToStagesThatRunUnderOne() throws {
+        let f = try PipelineFixture()
+        let file = try Self.pipeline(f, launcher: "mpirun -np 4 --hostfile 'my hosts'")
+        #expect(file.stages.map(\.launcher) == [[], ["mpirun", "-np", "4", "--hostfile", "my hosts"]])
+        let refused = #expect(throws: PipelineError.self) { try Self.pipeline(PipelineFixture(), launcher: "mpirun", onGenerate: "mpirun -np 2") }
+        #expect(refused?.message.contains("does not run under a launcher") == true)
+        let f2 = try PipelineFixture()
+        var text = try String(contentsOfFile: f2.path, encoding: .utf8)
+        text = text.replacingOccurrences(of: "stages:\n", with: "launcher: mpirun\nstages:\n").replacingOccurrences(of: "    stage: ingest\n", with: "    stage: ingest\n    launcher: \"\"\n")
+        try text.write(toFile: f2.path, atomically: true, encoding: .utf8)
+        #expect(try PipelineFile.load(f2.path).stages.map(\.launcher) == [[], []])
+    }
+
+    @Test(.disabled(if: Executables.mpirun == nil, "needs Open MPI (scripts/setup --tests installs it)"))
+    func anIngestStageRunsAsTwoRanksAndTheManifestSaysSo() throws {
+        let f = try PipelineFixture()
+        let file = try Self.pipeline(f, launcher: Self.mpirun)
+        let runner = PipelineRunner(file: file) { _ in }
+        let binaries: String = try #require(PipelineFixture.binaries, "build the executables first (scripts/test does)")
+        runner.executableDirectory = binaries
+        let manifest = try runner.run()
+        #expect(manifest.stages.map(\.status) == ["done", "done"])
+        let ingest = manifest.stages[1]
+        #expect(ingest.launcher?.contains("mpirun") == true && ingest.command.first?.hasSuffix("/env") == true, "\(ingest.command)")
+        #expect(ingest.command.contains { $0.hasSuffix("/gigapatch-ingest") })
+        let written = try f.manifest()
+        #expect(written.stages[1].launcher == ingest.launcher)
+        let counts = try PatchIndex.existing(at: f.dir.file("index.sqlite")).statusCounts(tilingID: 1)
+        #expect(counts["failed"] == nil && (counts["done"] ?? 0) >= 3, "\(counts)")
     }
 }
