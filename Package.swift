@@ -138,7 +138,7 @@ let package = Package(
                           swiftSettings: strict),
 
         .executableTarget(name: "gigapatch-bench",
-                          dependencies: ["SlideIO", "PatchIndex", "GigapatchCLI", "NN", "Seeded", "PatchGD", "Stain",
+                          dependencies: ["SlideIO", "Cluster", "PatchIndex", "GigapatchCLI", "NN", "Seeded", "PatchGD", "Stain",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: strict),
 

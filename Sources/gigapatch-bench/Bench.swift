@@ -10,7 +10,8 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gigapatch-bench",
         abstract: "Time Gigapatch's engines (release builds only give meaningful numbers).",
-        subcommands: [TrainBench.self, InferBench.self, ConvBench.self, PatchGDBench.self, ReadPatches.self, CrossCheck.self, StainBench.self])
+        subcommands: [TrainBench.self, InferBench.self, ConvBench.self, PatchGDBench.self, ReadPatches.self, CrossCheck.self, StainBench.self,
+                      AllReduceBench.self])
 }
 
 /// Reads every indexed patch of a tiling back from its slides, as the trainer will, and reports patches per second.

@@ -15,6 +15,8 @@ import NN
 ///   validation and checkpoint. With `--batch-norm frozen` (or no BatchNorm) the run does not depend on N.
 struct DataParallel {
     let comm: Communicator
+    /// Seconds spent in the gradient all-reduces so far (for the epoch line and the benchmark).
+    let clock = Stopwatch()
 
     var isActive: Bool { comm.size > 1 }
 
@@ -50,10 +52,12 @@ struct DataParallel {
     /// Scales each model's gradients by `weight` (share / batch) and sums them over the ranks.
     func sumGradients(_ parts: [(prefix: String, model: Model, optimizer: Optimizer?)], weight: Float) throws {
         guard isActive else { return }
+        let start = Date()
         for part in parts {
             if weight != 1 { part.model.store.scaleGradients(weight) }
             try comm.allReduceSum(part.model.store.gradients)
         }
+        clock.add(Date().timeIntervalSince(start))
     }
 
     /// Every rank's BatchNorm running statistics replaced by their mean over the ranks.
@@ -69,4 +73,10 @@ struct DataParallel {
 
     /// Sums of a few numbers over the ranks (losses, counts).
     func sum(_ values: [Double]) throws -> [Double] { try comm.allReduceSum(values) }
+}
+
+/// Accumulated seconds, shared by the copies of a value that holds it.
+final class Stopwatch: @unchecked Sendable {
+    private(set) var seconds = 0.0
+    func add(_ s: Double) { seconds += s }
 }

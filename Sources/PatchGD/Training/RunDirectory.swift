@@ -24,12 +24,14 @@ public struct EpochMetrics: Sendable, Equatable, Codable {
     public var badPatches: Int?
     /// Ranks of a data-parallel run (nil: one process); `patchesPerSecond` is then the sum over them.
     public var ranks: Int?
+    /// Seconds rank 0 spent in gradient all-reduces this epoch (data-parallel runs).
+    public var allReduceSeconds: Double?
 
     enum CodingKeys: String, CodingKey {
         case epoch, trainLoss = "train_loss", trainAccuracy = "train_accuracy", valLoss = "val_loss", valAccuracy = "val_accuracy"
         case valKappa = "val_kappa", valConfusion = "val_confusion", learningRate = "lr", seconds
         case patchesPerSecond = "patches_per_s", peakRSSMB = "peak_rss_mb", stageResolution = "stage_resolution", compute
-        case badPatches = "bad_patches", ranks
+        case badPatches = "bad_patches", ranks, allReduceSeconds = "allreduce_seconds"
     }
 
     static let csvHeader = "epoch,train_loss,train_accuracy,val_loss,val_accuracy,val_kappa,lr,seconds,patches_per_s,peak_rss_mb,compute,stage_resolution,bad_patches"

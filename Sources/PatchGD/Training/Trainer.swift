@@ -49,12 +49,13 @@ public final class Trainer {
 
     /// The ranks of a data-parallel run (`.single`: this process alone). See `DataParallel`.
     let comm: Communicator
-    var parallel: DataParallel { DataParallel(comm: comm) }
+    let parallel: DataParallel
 
     public init(options: TrainConfig, log: @escaping (String) -> Void = { _ in }, progress: ((TrainProgress) -> Void)? = nil,
                 communicator: Communicator = .single) {
         self.options = options
         self.comm = communicator
+        parallel = DataParallel(comm: communicator)
         self.log = log
         self.progress = progress
     }
@@ -197,6 +198,7 @@ public final class Trainer {
         var epochsThisRun = 0
         let fault = ProcessInfo.processInfo.environment[Self.faultRankVariable]?.split(separator: ":").compactMap { Int($0) }
         for epoch in state.epochsDone ..< schedule.epochs {
+            let reducedBefore = parallel.clock.seconds
             if let fault, fault.count == 2, fault[0] == comm.rank, fault[1] == epoch + 1 {
                 throw TrainingError("fault injected by \(Self.faultRankVariable) at epoch \(epoch + 1)", kind: .other)
             }
@@ -258,7 +260,10 @@ public final class Trainer {
                 metrics.badPatches = badPatches.count
                 try atomicWrite(badPatches.csv, to: run.badPatchesPath)
             }
-            if parallel.isActive { metrics.ranks = comm.size }
+            if parallel.isActive {
+                metrics.ranks = comm.size
+                metrics.allReduceSeconds = parallel.clock.seconds - reducedBefore
+            }
             if let counts = method.stain?.counts, counts.unchanged > 0 {
                 log("stain normalisation so far: \(counts.normalized) patches normalised, \(counts.unchanged) left as they were (too little tissue, or one stain only)")
             }
@@ -323,7 +328,10 @@ public final class Trainer {
         if let r = m.stageResolution { s += " (stage \(r) px)" }
         if let vl = m.valLoss, let va = m.valAccuracy, let vk = m.valKappa { s += String(format: " | val loss %.4f acc %.3f kappa %.3f", vl, va, vk) }
         s += String(format: " | %.0f s, %.0f patches/s, %.0f MiB", m.seconds, m.patchesPerSecond, m.peakRSSMB)
-        if let ranks = m.ranks { s += String(format: " (%d ranks: %.0f patches/s and %.0f MiB each, rank 0's memory)", ranks, m.patchesPerSecond / Double(ranks), m.peakRSSMB) }
+        if let ranks = m.ranks {
+            s += String(format: " (%d ranks: %.0f patches/s each; rank 0: %.0f MiB, all-reduce %.1f s)", ranks, m.patchesPerSecond / Double(ranks),
+                        m.peakRSSMB, m.allReduceSeconds ?? 0)
+        }
         if let bad = m.badPatches { s += " | \(bad) unreadable patches read as background (bad-patches.csv)" }
         return improved ? s + " (best)" : s
     }
