@@ -80,6 +80,9 @@ protocol TrainingMethod: AnyObject {
     func train(_ images: [TrainingImage], labels: [Int], epoch: Int, batch: Int, view: TrainingView, share: BatchShare) throws -> (loss: Float, logits: Tensor)
     /// Logits in evaluation mode (no augmentation, running BatchNorm statistics).
     func logits(_ images: [TrainingImage]) throws -> Tensor
+    /// Replaces BatchNorm's running statistics by their average over forward passes of `batches` (no augmentation,
+    /// no gradients, no dropout): the statistics of the current weights, not a lagging average of earlier ones.
+    func recalibrate(_ batches: [[TrainingImage]]) throws
     /// Patches (PatchGD) or images (GD) read per training mini-batch, for progress.
     func workUnits(_ images: [TrainingImage]) -> Int
     /// From now on, record unreadable patches in `log` and read them as background instead of failing.
@@ -145,6 +148,27 @@ final class PatchGDMethod: TrainingMethod {
     }
 
     private func head(_ z: Tensor) -> Tensor { core.head.forward(z, Context(training: false, recordForBackward: false)) }
+
+    /// The backbone first, on every patch of the batches (each fill chunk one BatchNorm batch), then the head on the
+    /// Z those patches make with the backbone's new statistics.
+    func recalibrate(_ batches: [[TrainingImage]]) throws {
+        let ctx = Context(training: false, recordForBackward: false)
+        ctx.recalibrateBatchNorm = true
+        try core.backbone.store.recalibratingBatchNorm {
+            for images in batches where !images.isEmpty {
+                let (provide, _) = provider(images, epoch: nil)
+                for chunk in PatchGD.chunks(images.map(\.grid), size: core.fillChunk) {
+                    _ = core.backbone.forward(try PatchGD.gather(chunk, provide), ctx)
+                }
+            }
+        }
+        try core.head.store.recalibratingBatchNorm {
+            for images in batches where !images.isEmpty {
+                let (provide, prefetch) = provider(images, epoch: nil)
+                _ = core.head.forward(try core.fill(images.map(\.grid), patches: provide, prefetch: prefetch), ctx)
+            }
+        }
+    }
 
     /// One image's logits and, for the class `target` picks from them, each present cell's gradient x input score
     /// (in `image.grid.cells` order), plus the occlusion drops of the same cells when `occlusion` is set.
@@ -219,6 +243,14 @@ final class GDMethod: TrainingMethod {
 
     func logits(_ batch: [TrainingImage]) throws -> Tensor {
         model.forward(try images.read(batch.map(\.path), augmentations: nil), Context(training: false, recordForBackward: false))
+    }
+
+    func recalibrate(_ batches: [[TrainingImage]]) throws {
+        let ctx = Context(training: false, recordForBackward: false)
+        ctx.recalibrateBatchNorm = true
+        try model.store.recalibratingBatchNorm {
+            for batch in batches where !batch.isEmpty { _ = model.forward(try images.read(batch.map(\.path), augmentations: nil), ctx) }
+        }
     }
 
     func workUnits(_ images: [TrainingImage]) -> Int { images.count }

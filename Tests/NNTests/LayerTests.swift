@@ -245,6 +245,31 @@ struct ModeTests {
         _ = bn.forward(Tensor(shape: [2, 1, 1, 3], values: values), ctx)
         #expect(Array(store.buffers) == before && store.counters[0] == 2)
     }
+
+    /// Recalibration: the running statistics become the plain average of the batches' means and unbiased variances,
+    /// whatever they were; frozen BatchNorm normalises with and keeps the running ones, in training too.
+    @Test func batchNormRecalibrationAndFreezing() {
+        let store = ParameterStore()
+        let bn = BatchNorm2d(store, "bn", channels: 1)
+        store.finalize(seed: 0)
+        store.buffers[0] = 42
+        store.buffers[1] = 9
+        store.counters[0] = 7
+        let ctx = Context(training: false, recordForBackward: false)
+        ctx.recalibrateBatchNorm = true
+        store.recalibratingBatchNorm {
+            _ = bn.forward(Tensor(shape: [1, 1, 1, 4], values: [1, 2, 3, 4]), ctx)      // mean 2.5, unbiased var 5/3
+            _ = bn.forward(Tensor(shape: [1, 1, 1, 4], values: [10, 10, 12, 12]), ctx)  // mean 11, unbiased var 4/3
+        }
+        #expect(abs(store.buffers[0] - 6.75) < 1e-5, "\(store.buffers[0])")
+        #expect(abs(store.buffers[1] - 1.5) < 1e-5, "\(store.buffers[1])")
+        #expect(store.counters[0] == 7)
+        let frozen = Context(training: true)
+        frozen.frozenBatchNorm = true
+        let y = bn.forward(Tensor(shape: [1, 1, 1, 2], values: [6.75, 6.75 + Float(1.5).squareRoot()]), frozen)
+        #expect(abs(y.pointer[0]) < 1e-4 && abs(y.pointer[1] - 1) < 1e-3, "\(y.array)")
+        #expect(abs(store.buffers[0] - 6.75) < 1e-5 && store.counters[0] == 7)
+    }
 }
 
 /// Winograd's 3x3 path against the unrolled (im2col + GEMM) path on shapes like a ResNet's, in float.

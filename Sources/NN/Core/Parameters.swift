@@ -96,6 +96,15 @@ public final class ParameterStore: @unchecked Sendable {
     /// Pointer to a buffer (running statistics).
     @inlinable public func buffer(_ offset: Int) -> UnsafeMutablePointer<Float> { buffers.baseAddress! + offset }
 
+    /// Runs `body` with BatchNorm's batch counters zeroed, so forward passes with `Context.recalibrateBatchNorm`
+    /// replace the running statistics with the cumulative average of their batches; the counters are then restored.
+    public func recalibratingBatchNorm(_ body: () throws -> Void) rethrows {
+        let kept = counters
+        for i in counters.indices { counters[i] = 0 }
+        defer { counters = kept }
+        try body()
+    }
+
     /// Sets every gradient to zero.
     public func zeroGradients() { gradients.update(repeating: 0) }
 

@@ -39,8 +39,9 @@ public final class BatchNorm2d: Layer {
         var inv = [Float](repeating: 0, count: c)
         let px = x.pointer, py = y.pointer, pxh = xhat?.pointer
         let gamma = store.value(weight), beta = store.value(bias), rm = store.buffer(runningMean), rv = store.buffer(runningVar)
-        let updateRunning = ctx.training && !ctx.frozenBatchNorm
-        let training = updateRunning || ctx.batchStatistics, eps = eps, momentum = momentum
+        let updateRunning = (ctx.training && !ctx.frozenBatchNorm) || ctx.recalibrateBatchNorm
+        let training = updateRunning || ctx.batchStatistics, eps = eps
+        let momentum = ctx.recalibrateBatchNorm ? 1 / Float(store.counters[batches] + 1) : momentum
         let (lo, hi): (Float, Float) = activation == .none ? (-.infinity, .infinity) : (0, activation == .relu6 ? 6 : .infinity)
         inv.withUnsafeMutableBufferPointer { inv in
             Parallel.forRange(c, grain: 1) { r in

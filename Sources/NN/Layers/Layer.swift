@@ -10,6 +10,9 @@ public final class Context: @unchecked Sendable {
     public var batchStatistics = false
     /// In training: BatchNorm normalises with its running statistics and leaves them as they are (dropout still drops).
     public var frozenBatchNorm = false
+    /// Recalibration: BatchNorm normalises with the batch's statistics and folds them into the running ones as a
+    /// cumulative average over the batches since its counter was zeroed (PyTorch's momentum=None), without dropout.
+    public var recalibrateBatchNorm = false
     /// Random stream for dropout and augmentation.
     public var rng: SplitMix64
 

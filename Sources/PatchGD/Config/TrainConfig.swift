@@ -178,6 +178,8 @@ public struct PatchGDOptions: ParsableArguments, Sendable {
     public var fillStatistics: FillStatistics = .running
     @Option(help: "BatchNorm while training: train (batch statistics, running ones updated) or frozen (running statistics, never updated: fine-tuning a pretrained encoder, and data-parallel runs whose result does not depend on the rank count).")
     public var batchNorm: BatchNormMode = .train
+    @Option(help: "Before each validation, recompute BatchNorm's running statistics as the average over this many training mini-batches (forward passes only, no augmentation); 0: keep the running averages of training.")
+    public var bnRecalibration: Int = 10
     public init() {}
 
     public func validate() throws {

@@ -242,6 +242,15 @@ public final class Trainer {
                                        patchesPerSecond: 0, peakRSSMB: 0)
             metrics.stageResolution = schedule.stage(at: end - 1)?.resolution
             metrics.compute = schedule.progress(at: end)
+            if options.bnRecalibration > 0 && options.batchNorm == .train {
+                // The first mini-batches of the next epoch's order (fixed by the seed), each rank its share.
+                let next = schedule.order(epoch: epoch + 1, count: train.count)
+                let batches = (0 ..< min(options.bnRecalibration, (next.count + options.batchSize - 1) / options.batchSize)).map { b in
+                    let batch = next[b * options.batchSize ..< min(next.count, (b + 1) * options.batchSize)].map { train[$0] }
+                    return Array(batch[parallel.share(of: batch.count)])
+                }
+                try method.recalibrate(batches)
+            }
             // Each rank's running statistics followed its share: their mean validates and is checkpointed.
             try parallel.averageBuffers(method.parts)
             if !val.isEmpty, let evaluation = try evaluateSharded(method, val, classes: info.classes) {
