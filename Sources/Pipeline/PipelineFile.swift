@@ -69,6 +69,7 @@ public struct StageKind: Sendable, Equatable {
                   cleanOnRedo: [Clean(option: "out", suffixes: [""])]).parallel(),
         StageKind(name: "predict", executable: "gigapatch-predict", inputs: ["checkpoint"], outputs: ["out"], sharedOutputs: ["db"]).parallel(),
         StageKind(name: "stain", executable: "gigapatch-stain", subcommand: ["fit"], inputs: ["slide"], outputs: ["out"], sharedOutputs: []),
+        StageKind(name: "compare", executable: "gigapatch", subcommand: ["compare"], inputs: [], outputs: ["out"], sharedOutputs: []),
     ]
 
     func parallel() -> StageKind {

@@ -9,7 +9,7 @@ struct Gigapatch: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gigapatch",
         abstract: "Gigapatch pipelines: run staged jobs (ultramnist, ingest, split, stain, train, predict) from a YAML file; write run reports.",
-        subcommands: [Run.self, ReportCommand.self])
+        subcommands: [Run.self, ReportCommand.self, CompareCommand.self])
 }
 
 /// `gigapatch report RUNDIR`: one self-contained report.html for a training run.
@@ -38,6 +38,30 @@ struct ReportCommand: ParsableCommand {
             print("report -> \(path) (open it in a browser: file://\(URL(fileURLWithPath: path).standardizedFileURL.path))")
         } catch {
             FileHandle.standardError.write(Data("gigapatch report: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// `gigapatch compare`: PatchGD against GD at one budget, printed side by side and written as JSON.
+struct CompareCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compare",
+        abstract: "Compare a PatchGD run with a GD run on the same validation set: final and best validation accuracy, kappa, seconds, peak memory.")
+
+    @Option(help: "The PatchGD run directory (gigapatch-train --out).") var patchgd: String
+    @Option(help: "The GD run directory.") var gd: String
+    @Option(help: "The memory budget both ran at, in words (recorded in the file).") var budget: String
+    @Option(help: "Write the comparison here as JSON.") var out: String
+
+    func run() throws {
+        do {
+            let comparison = try RunComparison.load(patchgd: patchgd, gd: gd, budget: budget)
+            try comparison.write(to: out)
+            print(comparison.table)
+            print("comparison -> \(out)")
+        } catch {
+            FileHandle.standardError.write(Data("gigapatch compare: \(error)\n".utf8))
             throw ExitCode(1)
         }
     }
