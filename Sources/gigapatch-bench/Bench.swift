@@ -11,7 +11,7 @@ struct Bench: ParsableCommand {
         commandName: "gigapatch-bench",
         abstract: "Time Gigapatch's engines (release builds only give meaningful numbers).",
         subcommands: [TrainBench.self, InferBench.self, ConvBench.self, PatchGDBench.self, ReadPatches.self, CrossCheck.self, StainBench.self,
-                      AllReduceBench.self])
+                      AllReduceBench.self, ActivationsBench.self])
 }
 
 /// Reads every indexed patch of a tiling back from its slides, as the trainer will, and reports patches per second.

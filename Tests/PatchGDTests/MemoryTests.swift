@@ -34,4 +34,30 @@ struct MemoryTests {
         #expect(large.peak - small.peak < 80, "peak \(small.peak) MiB at 1024 px, \(large.peak) MiB at 8192 px")
         #expect(large.zMB == 1)
     }
+
+    static func activations(_ arguments: [String]) throws -> Double {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try #require(binary, "build gigapatch-bench first (scripts/test does)"))
+        process.arguments = ["activations"] + arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        let line = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        return try #require(line["peak_tensor_mb"] as? Double)
+    }
+
+    /// The budget the demo and EXPERIMENTS.md compare at: GD on the image downscaled to 64 px and PatchGD recomputing
+    /// k = 1 of its 64 px patches per image keep the same tensor memory in a step (measured: 30.0 and 30.9 MiB for
+    /// tiny, batch 16), whatever the image size; k = 4 (s = 1/4 on a 4 x 4 grid) keeps 4 times as much (123 MiB).
+    @Test func gdAndPatchGDAtOneBudgetKeepTheSameActivations() throws {
+        let gd = try Self.activations(["--method", "gd", "--patch", "64"])
+        let one = try Self.activations(["--method", "patchgd", "--image", "256", "--patch", "64", "--k", "1"])
+        let four = try Self.activations(["--method", "patchgd", "--image", "256", "--patch", "64", "--k", "4"])
+        #expect(one / gd > 0.9 && one / gd < 1.15, "GD-64 \(gd) MiB, PatchGD k = 1 \(one) MiB")
+        #expect(four / gd > 3.5 && four / gd < 4.5, "GD-64 \(gd) MiB, PatchGD k = 4 \(four) MiB")
+    }
 }

@@ -24,11 +24,21 @@ public final class StoragePool: @unchecked Sendable {
     public var limit = 2 << 30
     private var free: [Int: [UnsafeMutablePointer<Float>]] = [:]
     private var held = 0
+    private var live = 0
+    private var livePeak = 0
     private let lock = NSLock()
+
+    /// Bytes of tensors alive now, and the most alive at once since `resetPeak` (the process's whole tensor memory:
+    /// activations kept for backward, transients, Z; not parameters, which live in their stores).
+    public var liveBytes: Int { lock.withLock { live } }
+    public var peakLiveBytes: Int { lock.withLock { livePeak } }
+    public func resetPeak() { lock.withLock { livePeak = live } }
 
     func take(_ count: Int) -> UnsafeMutablePointer<Float> {
         let n = max(1, count)
         if let p = lock.withLock({ () -> UnsafeMutablePointer<Float>? in
+            live += n * 4
+            livePeak = max(livePeak, live)
             guard let p = free[n]?.popLast() else { return nil }
             held -= n * 4
             return p
@@ -39,6 +49,7 @@ public final class StoragePool: @unchecked Sendable {
     func give(_ p: UnsafeMutablePointer<Float>, _ count: Int) {
         let n = max(1, count)
         let kept = lock.withLock { () -> Bool in
+            live -= n * 4
             guard held + n * 4 <= limit else { return false }
             free[n, default: []].append(p)
             held += n * 4
