@@ -10,11 +10,11 @@ struct MemoryTests {
         return FileManager.default.isExecutableFile(atPath: path) ? path : nil
     }
 
-    static func peak(size: Int) throws -> (peak: Double, zMB: Double) {
+    /// Runs `gigapatch-bench ARGUMENTS` in its own process and returns its JSON line.
+    static func bench(_ arguments: [String]) throws -> [String: Any] {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try #require(binary, "build gigapatch-bench first (scripts/test does)"))
-        process.arguments = ["patchgd", "--size", String(size), "--backbone", "tiny", "--latent", "64", "--k", "16",
-                             "--inner-iterations", "1", "--no-warmup"]
+        process.arguments = arguments
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = FileHandle.nullDevice
@@ -22,7 +22,12 @@ struct MemoryTests {
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         #expect(process.terminationStatus == 0)
-        let line = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
+
+    static func peak(size: Int) throws -> (peak: Double, zMB: Double) {
+        let line = try bench(["patchgd", "--size", String(size), "--backbone", "tiny", "--latent", "64", "--k", "16",
+                              "--inner-iterations", "1", "--no-warmup"])
         return (try #require(line["peak_rss_mb"] as? Double), try #require(line["z_mb"] as? Double))
     }
 
@@ -36,18 +41,7 @@ struct MemoryTests {
     }
 
     static func activations(_ arguments: [String]) throws -> Double {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try #require(binary, "build gigapatch-bench first (scripts/test does)"))
-        process.arguments = ["activations"] + arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
-        let line = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
-        return try #require(line["peak_tensor_mb"] as? Double)
+        try #require(try bench(["activations"] + arguments)["peak_tensor_mb"] as? Double)
     }
 
     /// The budget the demo and EXPERIMENTS.md compare at: GD on the image downscaled to 64 px and PatchGD recomputing
