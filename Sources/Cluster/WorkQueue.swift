@@ -54,7 +54,7 @@ public enum WorkQueue {
                 let thread = Int32(reader.int()), finished = reader.int()
                 if finished >= 0 { try collect(finished, reader.rest()) }
                 let task = try take()
-                try comm.send(encode(task?.id ?? -1, task?.payload ?? []), to: message.source, tag: replyTag + thread)
+                try comm.send(encode(task?.id ?? -1, bytes: task?.payload ?? []), to: message.source, tag: replyTag + thread)
             }
             while try comm.poll(from: nil, tag: doneTag) != nil {
                 ranksDone += 1
@@ -71,7 +71,7 @@ public enum WorkQueue {
             do {
                 var finished: (id: Int, result: [UInt8])?
                 while true {
-                    try comm.send(encode(t, finished?.id ?? -1, finished?.result ?? []), to: 0, tag: requestTag)
+                    try comm.send(encode(t, finished?.id ?? -1, bytes: finished?.result ?? []), to: 0, tag: requestTag)
                     var reader = Reader(try comm.receive(from: 0, tag: replyTag + Int32(t)).bytes)
                     let id = reader.int()
                     if id < 0 { break }
@@ -90,8 +90,6 @@ public enum WorkQueue {
         return out + bytes
     }
 
-    static func encode(_ id: Int, _ payload: [UInt8]) -> [UInt8] { encode(id, bytes: payload) }
-    static func encode(_ thread: Int, _ id: Int, _ payload: [UInt8]) -> [UInt8] { encode(thread, id, bytes: payload) }
 
     /// Reads the little-endian integers `encode` wrote, then the rest.
     struct Reader {
@@ -155,9 +153,10 @@ private final class LocalPool: @unchecked Sendable {
     }
 }
 
-/// The first error of several threads.
-final class FirstError: @unchecked Sendable {
+/// The first error thrown by concurrent work (the work queue's threads, the patch reader's).
+public final class FirstError: @unchecked Sendable {
     private let lock = NSLock()
-    private(set) var error: Error?
-    func record(_ e: Error) { lock.withLock { if error == nil { error = e } } }
+    public private(set) var error: Error?
+    public init() {}
+    public func record(_ e: Error) { lock.withLock { if error == nil { error = e } } }
 }

@@ -1,3 +1,4 @@
+import Cluster
 import Foundation
 import NN
 import SlideIO
@@ -158,13 +159,6 @@ public final class PatchReader: @unchecked Sendable {
 
     /// Number of decoded patches held.
     public var cachedCount: Int { lock.withLock { cache.count } }
-}
-
-/// The first error thrown by concurrent work.
-final class FirstError: @unchecked Sendable {
-    private let lock = NSLock()
-    private(set) var error: Error?
-    func record(_ e: Error) { lock.withLock { if error == nil { error = e } } }
 }
 
 /// Patches that could not be read during a run, each once, with the error: counted in the epoch metrics, written to
