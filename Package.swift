@@ -51,6 +51,10 @@ let package = Package(
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"]), .brew(["openblas"])]),
 
+        // bfloat16 matrix products on AVX512_BF16 (own kernels: Debian's OpenBLAS has no sbgemm); only the kernel
+        // functions are compiled for AVX-512, callers check the CPU at run time.
+        .target(name: "CBF16", cSettings: [.unsafeFlags(["-O3"])]),
+
         // Open MPI, loaded with dlopen only under a launcher (own C code: the few calls Gigapatch makes, Open MPI's ABI).
         .target(name: "CMPI", linkerSettings: [.linkedLibrary("dl")]),
 
@@ -66,7 +70,7 @@ let package = Package(
         .target(name: "Manifests", swiftSettings: strict),
 
         // Pure compute: tensors, layers, models, optimizers, safetensors. No slide or database I/O.
-        .target(name: "NN", dependencies: ["CBLAS", "Seeded", "Basics"], swiftSettings: numeric),
+        .target(name: "NN", dependencies: ["CBLAS", "CBF16", "Seeded", "Basics"], swiftSettings: numeric),
 
         // Stages.
         // The training configuration is declared once as argument-parser option groups (TrainConfig), read from the

@@ -1,6 +1,7 @@
+import CBF16
 import CBLAS
 
-/// Row-major single-precision matrix products through OpenBLAS.
+/// Row-major matrix products: float32 through OpenBLAS, bfloat16 (autocast) through Gigapatch's AVX512-BF16 kernels.
 public enum BLAS {
     /// C (m x n) = alpha * op(A) * op(B) + beta * C, row-major; `op` transposes when the flag is set.
     ///
@@ -9,6 +10,8 @@ public enum BLAS {
     ///   - b: k x n (or n x k when `transB`), leading dimension `ldb`
     ///   - c: m x n, leading dimension `ldc`
     ///   - split: whether a large product may be split over the workers (false inside code that is already parallel)
+    ///   - precision: `.bf16` rounds op(A) and op(B) to bfloat16 and sums in float32 (`CBF16`); on a CPU without
+    ///     AVX512_BF16 it computes in float32 (runs resolve their precision first: `BFloat16.resolve`)
     ///
     /// OpenBLAS runs single-threaded (see `configure`); large products are split into column (or row) blocks
     /// computed on Gigapatch's own workers, so one thread pool serves both GEMMs and elementwise loops instead of
@@ -16,16 +19,17 @@ public enum BLAS {
     @inlinable
     public static func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
                             a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                            beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, split: Bool = true) {
+                            beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, split: Bool = true,
+                            precision: Precision = .fp32) {
         guard m > 0, n > 0 else { return }
         if k == 0 {
             if beta == 0 { for i in 0 ..< m { (c + i * ldc).update(repeating: 0, count: n) } }
             return
         }
-        let ta = transA ? CblasTrans : CblasNoTrans, tb = transB ? CblasTrans : CblasNoTrans
         let work = m * n * k
+        let product: Product = precision == .bf16 && BFloat16.isSupported ? bfloat16 : float32
         if !split || Parallel.threads <= 1 || work < 1 << 21 {
-            cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+            product(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
         } else if n >= m {
             // Column blocks: C[:, j0..<j1] = op(A) * op(B)[:, j0..<j1]; blocks are multiples of 16 columns.
             let blocks = min(Parallel.threads, max(1, n / 16))
@@ -33,8 +37,7 @@ public enum BLAS {
                 for blk in r {
                     let j0 = n * blk / blocks / 16 * 16, j1 = blk == blocks - 1 ? n : n * (blk + 1) / blocks / 16 * 16
                     guard j1 > j0 else { continue }
-                    cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(j1 - j0), Int32(k), alpha, a, Int32(lda),
-                                b + (transB ? j0 * ldb : j0), Int32(ldb), beta, c + j0, Int32(ldc))
+                    product(transA, transB, m, j1 - j0, k, alpha, a, lda, b + (transB ? j0 * ldb : j0), ldb, beta, c + j0, ldc)
                 }
             }
         } else {
@@ -44,11 +47,31 @@ public enum BLAS {
                 for blk in r {
                     let i0 = m * blk / blocks / 16 * 16, i1 = blk == blocks - 1 ? m : m * (blk + 1) / blocks / 16 * 16
                     guard i1 > i0 else { continue }
-                    cblas_sgemm(CblasRowMajor, ta, tb, Int32(i1 - i0), Int32(n), Int32(k), alpha, a + (transA ? i0 : i0 * lda), Int32(lda),
-                                b, Int32(ldb), beta, c + i0 * ldc, Int32(ldc))
+                    product(transA, transB, i1 - i0, n, k, alpha, a + (transA ? i0 : i0 * lda), lda, b, ldb, beta, c + i0 * ldc, ldc)
                 }
             }
         }
+    }
+
+    /// One single-threaded product: (transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc).
+    public typealias Product = @Sendable (Bool, Bool, Int, Int, Int, Float, UnsafePointer<Float>, Int, UnsafePointer<Float>, Int, Float,
+                                UnsafeMutablePointer<Float>, Int) -> Void
+
+    /// OpenBLAS's sgemm.
+    public static let float32: Product = { ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc in
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), Int32(k),
+                    alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    /// Gigapatch's AVX512-BF16 kernel (requires `BFloat16.isSupported`).
+    public static let bfloat16: Product = { ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc in
+        gp_bf16_gemm(ta ? 1 : 0, tb ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+    }
+
+    /// The bfloat16 product computed plainly (operands rounded as the kernel rounds them, sums in double): the
+    /// reference the kernel is tested against; runs on any CPU.
+    public static let bfloat16Reference: Product = { ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc in
+        gp_bf16_gemm_reference(ta ? 1 : 0, tb ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
     }
 
     /// Makes OpenBLAS single-threaded (Gigapatch splits products itself); called once before any product.
@@ -63,5 +86,86 @@ public enum BLAS {
     public static var threads: Int {
         get { Int(openblas_get_num_threads()) }
         set { openblas_set_num_threads(Int32(newValue)) }
+    }
+}
+
+/// op(A) of many products with the same left operand (a layer's weights, Winograd's transformed weights), prepared
+/// once: in bf16 rounded and packed in the kernel's layout (`gp_bf16_pack_a`), so the products skip packing it; in fp32
+/// the matrix itself. `BLAS.gemm(_:rows:...)` multiplies with it.
+public final class PackedOperand: @unchecked Sendable {
+    public let transA: Bool, m: Int, k: Int
+    let a: UnsafePointer<Float>, lda: Int
+    /// The packed bfloat16 words; nil in fp32 (or on a CPU without AVX512_BF16).
+    let packed: UnsafeMutablePointer<UInt32>?
+
+    /// - Parameters:
+    ///   - a: m x k (or k x m when `transA`), leading dimension `lda`; must outlive this operand in fp32
+    ///   - parallel: pack on the workers (false inside code that is already parallel)
+    public init(transA: Bool = false, m: Int, k: Int, a: UnsafePointer<Float>, lda: Int, precision: Precision, parallel: Bool = true) {
+        self.transA = transA
+        self.m = m
+        self.k = k
+        self.a = a
+        self.lda = lda
+        guard precision == .bf16, BFloat16.isSupported, m > 0, k > 0 else { packed = nil; return }
+        let words = gp_bf16_packed_a_words(m, k), blocks = gp_bf16_packed_a_blocks(k)
+        let out = UnsafeMutablePointer<UInt32>.allocate(capacity: words)
+        if parallel && blocks > 1 && m * k >= 1 << 16 {
+            Parallel.forRange(blocks) { r in gp_bf16_pack_a(transA ? 1 : 0, m, k, a, lda, out, r.lowerBound, r.upperBound) }
+        } else {
+            gp_bf16_pack_a(transA ? 1 : 0, m, k, a, lda, out, 0, blocks)
+        }
+        packed = out
+    }
+
+    deinit { packed?.deallocate() }
+
+    /// C (rows.count x n) = alpha * op(A)[rows] * op(B) + beta * C, single-threaded; rows start at a multiple of 8.
+    @usableFromInline
+    func multiply(rows: Range<Int>, transB: Bool, n: Int, alpha: Float, b: UnsafePointer<Float>, ldb: Int, beta: Float,
+                  c: UnsafeMutablePointer<Float>, ldc: Int) {
+        if let packed {
+            gp_bf16_gemm_packed(packed, m, k, rows.lowerBound, rows.count, transB ? 1 : 0, n, alpha, b, ldb, beta, c, ldc)
+        } else {
+            BLAS.float32(transA, transB, rows.count, n, k, alpha, transA ? a + rows.lowerBound : a + rows.lowerBound * lda, lda,
+                         b, ldb, beta, c, ldc)
+        }
+    }
+}
+
+extension BLAS {
+    /// C (m x n) = alpha * op(A) * op(B) + beta * C with a prepared op(A) (`PackedOperand`, m x k); otherwise as
+    /// `gemm(transA:...)`, including how a large product is split over the workers.
+    @inlinable
+    public static func gemm(_ a: PackedOperand, transB: Bool = false, n: Int, alpha: Float = 1, b: UnsafePointer<Float>, ldb: Int,
+                            beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, split: Bool = true) {
+        let m = a.m, k = a.k
+        guard m > 0, n > 0 else { return }
+        if k == 0 {
+            if beta == 0 { for i in 0 ..< m { (c + i * ldc).update(repeating: 0, count: n) } }
+            return
+        }
+        if !split || Parallel.threads <= 1 || m * n * k < 1 << 21 {
+            a.multiply(rows: 0 ..< m, transB: transB, n: n, alpha: alpha, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        } else if n >= m {
+            let blocks = min(Parallel.threads, max(1, n / 16))
+            Parallel.forRange(blocks) { r in
+                for blk in r {
+                    let j0 = n * blk / blocks / 16 * 16, j1 = blk == blocks - 1 ? n : n * (blk + 1) / blocks / 16 * 16
+                    guard j1 > j0 else { continue }
+                    a.multiply(rows: 0 ..< m, transB: transB, n: j1 - j0, alpha: alpha, b: b + (transB ? j0 * ldb : j0), ldb: ldb,
+                               beta: beta, c: c + j0, ldc: ldc)
+                }
+            }
+        } else {
+            let blocks = min(Parallel.threads, max(1, m / 16))
+            Parallel.forRange(blocks) { r in
+                for blk in r {
+                    let i0 = m * blk / blocks / 16 * 16, i1 = blk == blocks - 1 ? m : m * (blk + 1) / blocks / 16 * 16
+                    guard i1 > i0 else { continue }
+                    a.multiply(rows: i0 ..< i1, transB: transB, n: n, alpha: alpha, b: b, ldb: ldb, beta: beta, c: c + i0 * ldc, ldc: ldc)
+                }
+            }
+        }
     }
 }

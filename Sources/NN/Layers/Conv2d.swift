@@ -90,7 +90,7 @@ public final class Conv2d: Layer {
         if isDepthwise {
             depthwiseForward(x, y)
         } else if usesWinograd(h: h, w: w) {
-            let winogradConv = Winograd(n: n, c: c, o: outChannels, h: h, w: w, blockTiles: winogradBlockTiles)
+            let winogradConv = Winograd(n: n, c: c, o: outChannels, h: h, w: w, blockTiles: winogradBlockTiles, precision: ctx.precision)
             winogradConv.forward(x.pointer, weights: store.value(weight), into: y.pointer, limit: winogradLimit)
         } else if groups == 1 && ho * wo >= Conv2d.perImageThreshold {
             // Large spatial size: one GEMM per image (per band of output rows) straight into its NCHW block, no reshuffle.
@@ -100,6 +100,7 @@ public final class Conv2d: Layer {
             let one = Geometry(conv: self, n: 1, h: h, w: w, ho: ho, wo: wo), k = one.k, p = ho * wo, pointwise = isPointwise
             let band = one.bandRows(limit: unrollLimit), workers = n >= 2 * Parallel.threads ? Parallel.threads : 1
             let cols = (0 ..< workers).map { _ in Tensor(uninitialized: pointwise ? [1] : [k, band * wo]) }
+            let weights = PackedOperand(m: outChannels, k: k, a: store.value(weight), lda: k, precision: ctx.precision)
             Parallel.forWorkers(n, workers: workers) { worker, images in
                 let col = cols[worker].pointer
                 for b in images {
@@ -107,8 +108,7 @@ public final class Conv2d: Layer {
                         let r1 = min(ho, r0 + band), pb = (r1 - r0) * wo
                         let image = x.pointer + b * c * h * w
                         if !pointwise { one.im2col(image, rows: r0 ..< r1, into: col, parallel: workers == 1) }
-                        BLAS.gemm(m: outChannels, n: pb, k: k, a: store.value(weight), lda: k,
-                                  b: pointwise ? image + r0 * wo : col, ldb: pointwise ? p : pb,
+                        BLAS.gemm(weights, n: pb, b: pointwise ? image + r0 * wo : col, ldb: pointwise ? p : pb,
                                   c: y.pointer + b * outChannels * p + r0 * wo, ldc: p, split: workers == 1)
                     }
                 }
@@ -121,7 +121,8 @@ public final class Conv2d: Layer {
             let yg = direct ? y : Tensor(uninitialized: [og, np])
             for g in 0 ..< groups {
                 geometry.im2col(x.pointer, group: g, into: col.pointer)
-                BLAS.gemm(m: og, n: np, k: k, a: store.value(weight + g * og * k), lda: k, b: col.pointer, ldb: np, c: yg.pointer, ldc: np)
+                let weights = PackedOperand(m: og, k: k, a: store.value(weight + g * og * k), lda: k, precision: ctx.precision)
+                BLAS.gemm(weights, n: np, b: col.pointer, ldb: np, c: yg.pointer, ldc: np)
                 if !direct { geometry.scatter(yg.pointer, into: y.pointer, group: g, channels: og, total: outChannels) }
             }
         }
@@ -149,7 +150,7 @@ public final class Conv2d: Layer {
         if isDepthwise {
             depthwiseBackward(x, dy, dx)
         } else if usesWinograd(h: h, w: w) {
-            let winogradConv = Winograd(n: n, c: inChannels, o: o, h: h, w: w, blockTiles: winogradBlockTiles)
+            let winogradConv = Winograd(n: n, c: inChannels, o: o, h: h, w: w, blockTiles: winogradBlockTiles, precision: ctx.precision)
             winogradConv.backward(x.pointer, dy.pointer, weights: store.value(weight), dx: computesInputGradient ? dx.pointer : nil,
                                   dw: store.gradient(weight), limit: winogradLimit)
         } else if groups == 1 && ho * wo >= Conv2d.perImageThreshold {
@@ -161,6 +162,7 @@ public final class Conv2d: Layer {
             let buffers = (0 ..< workers).map { _ in (col: Tensor(uninitialized: unrolled), dcol: Tensor(uninitialized: unrolled),
                                                       dw: workers > 1 ? Tensor(shape: [o * k]) : nil) }
             let inputGradient = computesInputGradient
+            let weightsT = inputGradient ? PackedOperand(transA: true, m: k, k: o, a: store.value(weight), lda: k, precision: ctx.precision) : nil
             Parallel.forWorkers(n, workers: workers) { worker, images in
                 let col = buffers[worker].col.pointer, dcol = buffers[worker].dcol.pointer
                 let dw = buffers[worker].dw?.pointer ?? store.gradient(weight)
@@ -171,11 +173,11 @@ public final class Conv2d: Layer {
                         let image = x.pointer + b * inChannels * h * w, dimage = dx.pointer + b * inChannels * h * w
                         if !pointwise { one.im2col(image, rows: r0 ..< r1, into: col, parallel: workers == 1) }
                         BLAS.gemm(transB: true, m: o, n: k, k: pb, a: dyb, lda: p, b: pointwise ? image + r0 * wo : col, ldb: pointwise ? p : pb,
-                                  beta: 1, c: dw, ldc: k, split: workers == 1)
-                        guard inputGradient else { continue }
+                                  beta: 1, c: dw, ldc: k, split: workers == 1, precision: ctx.precision)
+                        guard let weightsT else { continue }
                         // Pointwise: the band's input gradient is written straight into dx (bands are disjoint columns).
-                        BLAS.gemm(transA: true, m: k, n: pb, k: o, a: store.value(weight), lda: k, b: dyb, ldb: p,
-                                  c: pointwise ? dimage + r0 * wo : dcol, ldc: pointwise ? p : pb, split: workers == 1)
+                        BLAS.gemm(weightsT, n: pb, b: dyb, ldb: p, c: pointwise ? dimage + r0 * wo : dcol, ldc: pointwise ? p : pb,
+                                  split: workers == 1)
                         if !pointwise { one.col2im(dcol, rows: r0 ..< r1, into: dimage, parallel: workers == 1) }
                     }
                 }
@@ -193,11 +195,11 @@ public final class Conv2d: Layer {
                 geometry.im2col(x.pointer, group: g, into: col.pointer)
                 // dW_g (og x k) += dY_g (og x np) * col^T (np x k)
                 BLAS.gemm(transB: true, m: og, n: k, k: np, a: dyg.pointer, lda: np, b: col.pointer, ldb: np,
-                          beta: 1, c: store.gradient(weight + g * og * k), ldc: k)
+                          beta: 1, c: store.gradient(weight + g * og * k), ldc: k, precision: ctx.precision)
                 guard computesInputGradient else { continue }
                 // dcol (k x np) = W_g^T (k x og) * dY_g (og x np)
-                BLAS.gemm(transA: true, m: k, n: np, k: og, a: store.value(weight + g * og * k), lda: k, b: dyg.pointer, ldb: np,
-                          c: dcol.pointer, ldc: np)
+                let weightsT = PackedOperand(transA: true, m: k, k: og, a: store.value(weight + g * og * k), lda: k, precision: ctx.precision)
+                BLAS.gemm(weightsT, n: np, b: dyg.pointer, ldb: np, c: dcol.pointer, ldc: np)
                 geometry.col2im(dcol.pointer, group: g, into: dx.pointer)
             }
         }

@@ -15,9 +15,13 @@ public final class Context: @unchecked Sendable {
     public var recalibrateBatchNorm = false
     /// Random stream for dropout and augmentation.
     public var rng: SplitMix64
+    /// The matrix products' precision (convolutions and linear layers; see `Precision`). Everything else, and every
+    /// tensor between layers, stays float32.
+    public var precision: Precision
 
-    public init(training: Bool, recordForBackward: Bool? = nil, seed: UInt64 = 0) {
+    public init(training: Bool, recordForBackward: Bool? = nil, seed: UInt64 = 0, precision: Precision = .fp32) {
         self.training = training
+        self.precision = precision
         self.recordForBackward = recordForBackward ?? training
         rng = SplitMix64(seed: seed)
     }

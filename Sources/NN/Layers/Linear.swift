@@ -24,7 +24,7 @@ public final class Linear: Layer {
             for i in 0 ..< n { (py + i * outFeatures).update(from: pb, count: outFeatures) }
         }
         BLAS.gemm(transB: true, m: n, n: outFeatures, k: inFeatures, a: x.pointer, lda: inFeatures, b: store.value(weight), ldb: inFeatures,
-                  beta: bias >= 0 ? 1 : 0, c: y.pointer, ldc: outFeatures)
+                  beta: bias >= 0 ? 1 : 0, c: y.pointer, ldc: outFeatures, precision: ctx.precision)
         input = ctx.recordForBackward ? x : nil
         return y
     }
@@ -34,14 +34,14 @@ public final class Linear: Layer {
         let n = x.shape[0]
         // dW (out x in) += dy^T (out x n) * x (n x in); db += column sums of dy; dx (n x in) = dy (n x out) * W (out x in)
         BLAS.gemm(transA: true, m: outFeatures, n: inFeatures, k: n, a: dy.pointer, lda: outFeatures, b: x.pointer, ldb: inFeatures,
-                  beta: 1, c: store.gradient(weight), ldc: inFeatures)
+                  beta: 1, c: store.gradient(weight), ldc: inFeatures, precision: ctx.precision)
         if bias >= 0 {
             let db = store.gradient(bias), pdy = dy.pointer
             for i in 0 ..< n { for j in 0 ..< outFeatures { db[j] += pdy[i * outFeatures + j] } }
         }
         let dx = Tensor(uninitialized: x.shape)
         BLAS.gemm(m: n, n: inFeatures, k: outFeatures, a: dy.pointer, lda: outFeatures, b: store.value(weight), ldb: inFeatures,
-                  c: dx.pointer, ldc: inFeatures)
+                  c: dx.pointer, ldc: inFeatures, precision: ctx.precision)
         input = nil
         return dx
     }

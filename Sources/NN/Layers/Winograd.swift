@@ -28,9 +28,12 @@ struct Winograd {
     let wp: Int
     /// Tiles a cache-resident block aims for (whole tile rows, at least one).
     let blockTiles: Int
+    /// The products' precision (the transforms stay float32).
+    let precision: Precision
 
-    init(n: Int, c: Int, o: Int, h: Int, w: Int, blockTiles: Int = 128) {
+    init(n: Int, c: Int, o: Int, h: Int, w: Int, blockTiles: Int = 128, precision: Precision = .fp32) {
         self.blockTiles = blockTiles
+        self.precision = precision
         self.n = n
         self.c = c
         self.o = o
@@ -61,6 +64,7 @@ struct Winograd {
         let ut = Tensor(uninitialized: [16 * o * c]), u = ut.pointer
         defer { withExtendedLifetime(ut) {} }
         transformWeights(g, into: u)
+        let us = packed(u, transposed: false)
         let plan = self.plan(limit: limit)
         if plan.fused {
             Parallel.forRange(plan.blocks.count) { range in
@@ -69,7 +73,7 @@ struct Winograd {
                 for i in range {
                     let rows = plan.blocks[i]
                     transformInput(x, rows: rows, channels: 0 ..< c, into: s.v, ld: s.ld)
-                    multiply(u, s.v, into: s.m, tiles: rows.count * tw, ld: s.ld, positions: 0 ..< 16)
+                    multiply(us, s.v, into: s.m, tiles: rows.count * tw, ld: s.ld, positions: 0 ..< 16)
                     transformOutput(s.m, rows: rows, channels: 0 ..< o, into: y, ld: s.ld)
                 }
             }
@@ -78,7 +82,7 @@ struct Winograd {
             defer { withExtendedLifetime(s) {} }
             for rows in plan.blocks {
                 Parallel.forRange(c, grain: 2) { transformInput(x, rows: rows, channels: $0, into: s.v, ld: s.ld) }
-                Parallel.forRange(16) { multiply(u, s.v, into: s.m, tiles: rows.count * tw, ld: s.ld, positions: $0) }
+                Parallel.forRange(16) { multiply(us, s.v, into: s.m, tiles: rows.count * tw, ld: s.ld, positions: $0) }
                 Parallel.forRange(o, grain: 2) { transformOutput(s.m, rows: rows, channels: $0, into: y, ld: s.ld) }
             }
         }
@@ -91,6 +95,7 @@ struct Winograd {
         let ut = Tensor(uninitialized: [16 * o * c]), dut = Tensor(shape: [16 * o * c]), u = ut.pointer, du = dut.pointer
         defer { withExtendedLifetime((ut, dut)) {} }
         transformWeights(g, into: u)
+        let uts = dx == nil ? nil : packed(u, transposed: true)
         let plan = self.plan(limit: limit)
         if plan.fused {
             // Neighbouring tile rows share two input rows, so blocks next to each other must not fold at once:
@@ -107,7 +112,7 @@ struct Winograd {
                         let rows = plan.blocks[mine[i]]
                         transformInput(x, rows: rows, channels: 0 ..< c, into: s.v, ld: s.ld)
                         transformOutputGradient(dy, rows: rows, channels: 0 ..< o, into: s.m, ld: s.ld)
-                        multiplyBackward(u, s.m, s.v, accumulating: local, tiles: rows.count * tw, ld: s.ld, positions: 0 ..< 16,
+                        multiplyBackward(uts, s.m, s.v, accumulating: local, tiles: rows.count * tw, ld: s.ld, positions: 0 ..< 16,
                                          inputGradient: dx != nil)
                         if let dx { foldInputGradient(s.v, rows: rows, channels: 0 ..< c, into: dx, ld: s.ld) }
                     }
@@ -121,7 +126,7 @@ struct Winograd {
                 Parallel.forRange(c, grain: 2) { transformInput(x, rows: rows, channels: $0, into: s.v, ld: s.ld) }
                 Parallel.forRange(o, grain: 2) { transformOutputGradient(dy, rows: rows, channels: $0, into: s.m, ld: s.ld) }
                 Parallel.forRange(16) {
-                    multiplyBackward(u, s.m, s.v, accumulating: du, tiles: rows.count * tw, ld: s.ld, positions: $0, inputGradient: dx != nil)
+                    multiplyBackward(uts, s.m, s.v, accumulating: du, tiles: rows.count * tw, ld: s.ld, positions: $0, inputGradient: dx != nil)
                 }
                 if let dx { Parallel.forRange(c, grain: 2) { foldInputGradient(s.v, rows: rows, channels: $0, into: dx, ld: s.ld) } }
             }
@@ -392,22 +397,40 @@ struct Winograd {
 
     // MARK: products
 
+    /// U_ξ (O x C) for each position ξ, or U_ξᵀ (C x O), prepared for the products of every block (in bf16 packed once).
+    func packed(_ u: UnsafePointer<Float>, transposed: Bool) -> [PackedOperand] {
+        if precision == .fp32 {
+            return (0 ..< 16).map { PackedOperand(transA: transposed, m: transposed ? c : o, k: transposed ? o : c, a: u + $0 * o * c, lda: c, precision: .fp32) }
+        }
+        let slots = UnsafeMutableBufferPointer<PackedOperand?>.allocate(capacity: 16)
+        slots.initialize(repeating: nil)
+        defer { slots.deallocate() }
+        Parallel.forRange(16) { r in
+            for xi in r {
+                slots[xi] = PackedOperand(transA: transposed, m: transposed ? c : o, k: transposed ? o : c, a: u + xi * o * c, lda: c,
+                                          precision: precision, parallel: false)
+            }
+        }
+        return slots.map { $0! }
+    }
+
     /// M_ξ (O x tiles) = U_ξ V_ξ for the positions ξ in `positions`, each a single-threaded GEMM.
-    func multiply(_ u: UnsafePointer<Float>, _ v: UnsafePointer<Float>, into m: UnsafeMutablePointer<Float>, tiles: Int, ld: Int, positions: Range<Int>) {
+    func multiply(_ us: [PackedOperand], _ v: UnsafePointer<Float>, into m: UnsafeMutablePointer<Float>, tiles: Int, ld: Int, positions: Range<Int>) {
         for xi in positions {
-            BLAS.gemm(m: o, n: tiles, k: c, a: u + xi * o * c, lda: c, b: v + xi * c * ld, ldb: ld, c: m + xi * o * ld, ldc: ld, split: false)
+            BLAS.gemm(us[xi], n: tiles, b: v + xi * c * ld, ldb: ld, c: m + xi * o * ld, ldc: ld, split: false)
         }
     }
 
     /// dU_ξ += dM_ξ V_ξᵀ, then (with `inputGradient`) dV_ξ = U_ξᵀ dM_ξ written over V_ξ (V is not needed after its
     /// dU). Only the first `tiles` columns of a block's buffers hold tiles (a call's last block may be shorter).
-    func multiplyBackward(_ u: UnsafePointer<Float>, _ dm: UnsafePointer<Float>, _ v: UnsafeMutablePointer<Float>,
+    func multiplyBackward(_ uts: [PackedOperand]?, _ dm: UnsafePointer<Float>, _ v: UnsafeMutablePointer<Float>,
                           accumulating du: UnsafeMutablePointer<Float>, tiles: Int, ld: Int, positions: Range<Int>, inputGradient: Bool) {
         for xi in positions {
             let vx = v + xi * c * ld, dmx = dm + xi * o * ld
-            BLAS.gemm(transB: true, m: o, n: c, k: tiles, a: dmx, lda: ld, b: vx, ldb: ld, beta: 1, c: du + xi * o * c, ldc: c, split: false)
-            guard inputGradient else { continue }
-            BLAS.gemm(transA: true, m: c, n: tiles, k: o, a: u + xi * o * c, lda: c, b: dmx, ldb: ld, c: vx, ldc: ld, split: false)
+            BLAS.gemm(transB: true, m: o, n: c, k: tiles, a: dmx, lda: ld, b: vx, ldb: ld, beta: 1, c: du + xi * o * c, ldc: c, split: false,
+                      precision: precision)
+            guard inputGradient, let uts else { continue }
+            BLAS.gemm(uts[xi], n: tiles, b: dmx, ldb: ld, c: vx, ldc: ld, split: false)
         }
     }
 
