@@ -147,12 +147,12 @@ final class PatchGDMethod: TrainingMethod {
         return head(try core.fill(images.map(\.grid), patches: provide, prefetch: prefetch))
     }
 
-    private func head(_ z: Tensor) -> Tensor { core.head.forward(z, Context(training: false, recordForBackward: false)) }
+    private func head(_ z: Tensor) -> Tensor { core.head.forward(z, Context(training: false, recordForBackward: false, precision: core.precision)) }
 
     /// The backbone first, on every patch of the batches (each fill chunk one BatchNorm batch), then the head on the
     /// Z those patches make with the backbone's new statistics.
     func recalibrate(_ batches: [[TrainingImage]]) throws {
-        let ctx = Context(training: false, recordForBackward: false)
+        let ctx = Context(training: false, recordForBackward: false, precision: core.precision)
         ctx.recalibrateBatchNorm = true
         try core.backbone.store.recalibratingBatchNorm {
             for images in batches where !images.isEmpty {
@@ -200,6 +200,8 @@ final class GDMethod: TrainingMethod {
     let loss: (Tensor, [Int]) -> LossResult
     var beforeStep: (() -> Void)?
     var batchNorm: BatchNormMode
+    /// The matrix products' precision (resolved: bf16 only where the CPU has it).
+    var precision: Precision = .fp32
 
     init(model: Model, optimizer: Optimizer?, images: WholeImageReader, seed: UInt64, batchNorm: BatchNormMode = .train,
          loss: @escaping (Tensor, [Int]) -> LossResult) {
@@ -230,7 +232,7 @@ final class GDMethod: TrainingMethod {
             x = LowResolution.apply(x, side: Curriculum.side(images.size, resolution: side), method: view.lowPass)
         }
         let rng = SplitMix64(seed: seed).derived(1, UInt64(epoch), UInt64(index))
-        let ctx = Context(training: true, recordForBackward: true, seed: rng.state)
+        let ctx = Context(training: true, recordForBackward: true, seed: rng.state, precision: precision)
         ctx.frozenBatchNorm = batchNorm == .frozen
         model.store.zeroGradients()
         let logits = model.forward(x, ctx)
@@ -242,11 +244,11 @@ final class GDMethod: TrainingMethod {
     }
 
     func logits(_ batch: [TrainingImage]) throws -> Tensor {
-        model.forward(try images.read(batch.map(\.path), augmentations: nil), Context(training: false, recordForBackward: false))
+        model.forward(try images.read(batch.map(\.path), augmentations: nil), Context(training: false, recordForBackward: false, precision: precision))
     }
 
     func recalibrate(_ batches: [[TrainingImage]]) throws {
-        let ctx = Context(training: false, recordForBackward: false)
+        let ctx = Context(training: false, recordForBackward: false, precision: precision)
         ctx.recalibrateBatchNorm = true
         try model.store.recalibratingBatchNorm {
             for batch in batches where !batch.isEmpty { _ = model.forward(try images.read(batch.map(\.path), augmentations: nil), ctx) }

@@ -35,18 +35,22 @@ public enum ModelFactory {
     /// The method for `info`: trainable when `training` is given, prediction-only (no optimizers) otherwise.
     static func method(_ info: CheckpointInfo, seed: UInt64, compute: ComputeOptions, training: TrainingSetup?) -> TrainingMethod {
         let backbone = backbone(info, seed: seed)
+        let precision = BFloat16.resolve(compute.precision).precision
         let smoothing = training?.labelSmoothing ?? 0, loss = info.loss
         let lossFunction = { (logits: Tensor, targets: [Int]) in loss.loss(logits, targets, smoothing: smoothing) }
         guard let head = head(info, seed: seed) else {
-            return GDMethod(model: backbone, optimizer: training?.optimizer(for: backbone, head: false),
-                            images: WholeImageReader(size: info.imageSize, normalization: info.normalization, capacity: 256,
-                                                     stain: info.stain.map(StainNormalizer.init)),
-                            seed: seed, batchNorm: training?.patchGD.batchNorm ?? .train, loss: lossFunction)
+            let gd = GDMethod(model: backbone, optimizer: training?.optimizer(for: backbone, head: false),
+                              images: WholeImageReader(size: info.imageSize, normalization: info.normalization, capacity: 256,
+                                                       stain: info.stain.map(StainNormalizer.init)),
+                              seed: seed, batchNorm: training?.patchGD.batchNorm ?? .train, loss: lossFunction)
+            gd.precision = precision
+            return gd
         }
         let core = PatchGD(backbone: backbone, head: head, config: training?.patchGD ?? PatchGDConfig(),
                            backboneOptimizer: training?.optimizer(for: backbone, head: false),
                            headOptimizer: training?.optimizer(for: head, head: true))
         core.fillChunk = compute.fillChunk
+        core.precision = precision
         let reader = PatchReader(patchSize: info.patchSize, normalization: info.normalization, cacheCapacity: compute.cacheSize,
                                  stain: info.stain.map(StainNormalizer.init))
         return PatchGDMethod(core: core, reader: reader, seed: seed, loss: lossFunction)

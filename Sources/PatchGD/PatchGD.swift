@@ -103,6 +103,8 @@ public final class PatchGD {
     public let headOptimizer: Optimizer?
     /// Patches encoded per backbone call during the fill pass (bounds the fill's memory).
     public var fillChunk = 64
+    /// The matrix products' precision in every pass (fill, recompute, head); see `Precision`.
+    public var precision: Precision = .fp32
     /// Called just before every optimizer step, with the gradients in place (learning-rate schedule, clipping).
     public var beforeStep: (() -> Void)?
 
@@ -120,7 +122,7 @@ public final class PatchGD {
     public func fill(_ grids: [PatchGrid], patches: PatchProvider, prefetch: PatchPrefetcher? = nil, batchStatistics: Bool = false) throws -> Tensor {
         let c = backbone.outputs, rows = grids.map(\.rows).max() ?? 0, cols = grids.map(\.cols).max() ?? 0
         let z = Tensor(shape: [grids.count, c, rows, cols])
-        let ctx = Context(training: false, recordForBackward: false)
+        let ctx = Context(training: false, recordForBackward: false, precision: precision)
         ctx.batchStatistics = batchStatistics
         let chunks = Self.chunks(grids, size: fillChunk)
         for (i, chunk) in chunks.enumerated() {
@@ -171,7 +173,7 @@ public final class PatchGD {
             let groups = groupsOf(j)
             if let prefetch, j + 1 < iterations { for (b, cells) in groupsOf(j + 1).enumerated() { prefetch(b, cells) } }
             let zj = z.copy()
-            let ctx = Context(training: true, recordForBackward: true, seed: rng.next())
+            let ctx = Context(training: true, recordForBackward: true, seed: rng.next(), precision: precision)
             ctx.frozenBatchNorm = config.batchNorm == .frozen
             // Recompute the sampled patches of all images in one backbone batch.
             let pieces: [Piece] = groups.enumerated().filter { !$0.element.isEmpty }.map { ($0.offset, $0.element) }
@@ -204,7 +206,7 @@ public final class PatchGD {
 
     /// Inference: fill Z without gradients and run the head once in evaluation mode.
     public func predict(_ grids: [PatchGrid], patches: PatchProvider) throws -> Tensor {
-        head.forward(try fill(grids, patches: patches), Context(training: false, recordForBackward: false))
+        head.forward(try fill(grids, patches: patches), Context(training: false, recordForBackward: false, precision: precision))
     }
 
     // MARK: Where the model looked
@@ -216,7 +218,7 @@ public final class PatchGD {
     ///   target attributes the sum of the logits).
     /// - Returns: the logits (B, K), the targets and the scores (B, R, Cc), row-major like Z's cells.
     public func attribution(_ z: Tensor, targets choose: (Tensor) -> [Int]) -> (logits: Tensor, targets: [Int], scores: Tensor) {
-        let ctx = Context(training: false, recordForBackward: true)
+        let ctx = Context(training: false, recordForBackward: true, precision: precision)
         let logits = head.forward(z, ctx)
         let targets = choose(logits)
         let b = z.shape[0], c = z.shape[1], cells = z.shape[2] * z.shape[3], k = logits.shape[1]
@@ -245,7 +247,7 @@ public final class PatchGD {
             target >= 0 ? logits.pointer[row * self.head.outputs + target] : (0 ..< self.head.outputs).reduce(0) { $0 + logits.pointer[row * self.head.outputs + $1] }
         }
         let c = z.shape[1], plane = z.shape[2] * z.shape[3]
-        let ctx = Context(training: false, recordForBackward: false)
+        let ctx = Context(training: false, recordForBackward: false, precision: precision)
         let one = Tensor(shape: [1, c, z.shape[2], z.shape[3]])
         one.pointer.update(from: z.pointer + image * c * plane, count: c * plane)
         let base = pick(head.forward(one, ctx), 0)

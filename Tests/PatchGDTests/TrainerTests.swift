@@ -128,10 +128,14 @@ struct TrainerTests {
         #expect(result.metrics?.accuracy == 1, "training accuracy \(result.metrics?.accuracy ?? -1)")
     }
 
-    /// Stopped after epoch 1 and resumed, a run ends with exactly the weights, optimizer state and metrics of one that ran through.
-    @Test func resumeEqualsNoInterruption() throws {
+    /// Stopped after epoch 1 and resumed, a run ends with exactly the weights, optimizer state and metrics of one that
+    /// ran through; in float32 and in bf16 (whose kernels are as deterministic; skipped on a CPU without AVX512_BF16).
+    @Test(arguments: [Precision.fp32, .bf16])
+    func resumeEqualsNoInterruption(precision: Precision) throws {
+        if precision == .bf16 { try #require(BFloat16.isSupported, "this CPU has no AVX512_BF16: the bf16 resume test is skipped") }
         let f = try TrainerFixture.positional(train: 6, val: 2)
         var o = f.options("straight", epochs: 3)
+        o.precision = precision
         o.colorJitter = 0.2
         o.augmentation = .he                       // HED jitter, hue, blur and noise drawn per patch as well
         o.headDropout = 0.2
@@ -451,5 +455,57 @@ extension NewSlidePredictionTests {
         #expect(lines[0].contains("1 slide does not state") && lines[0].contains("none"))
         #expect(lines[1].contains("far (0.250)") && !lines[1].contains("close") && !lines[1].contains("same"))
         #expect(NewSlides.mppWarnings(keys: ["same", "close"], mpps: mpps, trained: 0.5).isEmpty)
+    }
+}
+
+/// `--precision bf16` end to end: training learns as in float32, the checkpoint stays float32 and predicts in either
+/// precision, and a CPU without AVX512_BF16 falls back to fp32 with one line.
+struct MixedPrecisionTests {
+    @Test func bf16TrainsLikeFloat32AndItsCheckpointPredictsInEither() throws {
+        try #require(BFloat16.isSupported, "this CPU has no AVX512_BF16: the bf16 training test is skipped")
+        let f = try TrainerFixture.positional()
+        var o = f.options("fp32", epochs: 6)
+        let full = try Trainer(options: o).run()
+        o.out = f.dir.file("bf16")
+        o.precision = .bf16
+        var notes: [String] = []
+        let half = try Trainer(options: o, log: { notes.append($0) }).run()
+        #expect(!notes.contains { $0.contains("AVX512_BF16") }, "bf16 fell back on a CPU that has it")
+        // Rounding changes the path (on 8 images, by as much as another seed does: 0.2-0.4 of the loss in some epochs),
+        // not where it goes: both learn the task.
+        for run in [full, half] {
+            #expect(run.epochs.last!.trainLoss < 0.6 * run.epochs.first!.trainLoss, "losses \(run.epochs.map(\.trainLoss))")
+            #expect(run.epochs.last!.valAccuracy == 1, "validation accuracy \(run.epochs.map { $0.valAccuracy ?? -1 })")
+        }
+        #expect(full.epochs.map(\.trainLoss) != half.epochs.map(\.trainLoss), "bf16 gave float32's losses exactly: it was not used")
+        let weights = try Safetensors.read(half.lastCheckpoint).tensors
+        #expect(!weights.isEmpty && weights.values.allSatisfy { !["BF16", "F16"].contains($0.dtype) }, "the checkpoint holds half-precision tensors")
+        #expect(weights.values.contains { $0.dtype == "F32" })
+
+        var predictions: [Precision: [[Double]]] = [:]
+        for precision in Precision.allCases {
+            var options = PredictOptions(db: f.db, checkpoint: half.lastCheckpoint, out: f.dir.file("\(precision).csv"), split: .val)
+            options.compute.precision = precision
+            predictions[precision] = try Predictor.run(options).predictions.map(\.probabilities)
+        }
+        let a = try #require(predictions[.fp32]), b = try #require(predictions[.bf16])
+        #expect(a.count == 4 && b.count == 4)
+        let worst = zip(a, b).flatMap { zip($0, $1).map { abs($0 - $1) } }.max() ?? 1
+        #expect(worst < 0.05, "bf16 and fp32 predictions of one checkpoint differ by \(worst)")
+    }
+
+    @Test func withoutTheInstructionTheRunSaysSoAndUsesFloat32() throws {
+        try #require(Executables.directory != nil, "build the executables first (scripts/test does)")
+        let f = try TrainerFixture.positional(train: 4, val: 2)
+        var o = f.options("fallback", epochs: 1)
+        o.precision = .bf16
+        let config = f.dir.file("fallback.json")
+        try o.json().write(toFile: config, atomically: true, encoding: .utf8)
+        let result = try Executables.run("train", ["--config", config], environment: ["GIGAPATCH_DISABLE_BF16": "1"])
+        #expect(result.status == 0, "\(result.errors)")
+        let lines = (result.output + result.errors).split(separator: "\n").filter { $0.contains("AVX512_BF16") }
+        #expect(lines.count == 1, "expected one line about the fallback, got \(lines)")
+        #expect(lines.first?.contains("fp32") == true)
+        #expect(FileManager.default.fileExists(atPath: o.out + "/checkpoints/last.safetensors"))
     }
 }

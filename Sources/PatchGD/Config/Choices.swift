@@ -1,4 +1,5 @@
 import ArgumentParser
+import NN
 
 /// The closed choices of the training configuration: typed on the command line (`ExpressibleByArgument`, so
 /// `--help` lists the values and a wrong one is refused with them), in config files and in `options.json`.
@@ -42,3 +43,4 @@ extension BatchNormMode: ExpressibleByArgument {}
 extension FillStatistics: ExpressibleByArgument {}
 extension OversizePolicy: ExpressibleByArgument {}
 extension LowPassMethod: ExpressibleByArgument {}
+extension Precision: ExpressibleByArgument {}

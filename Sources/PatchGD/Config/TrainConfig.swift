@@ -222,6 +222,8 @@ public struct ComputeOptions: ParsableArguments, Sendable {
     @Option(help: "Compute threads (0: every core).") public var workers: Int = 0
     @Option(help: "Decoded patches kept in memory.") public var cacheSize: Int = 4096
     @Option(help: "Patches per backbone call in PatchGD's no-gradient fill pass (bounds its memory).") public var fillChunk: Int = 64
+    @Option(help: "Matrix products of convolutions and linear layers: fp32, or bf16 (mixed precision as PyTorch's CPU autocast: bfloat16 operands, float32 sums, weights, gradients and checkpoints; needs AVX512_BF16, else the run says so and uses fp32).")
+    public var precision: Precision = .fp32
     public init() {}
 
     public func validate() throws {

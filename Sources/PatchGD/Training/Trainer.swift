@@ -69,6 +69,7 @@ public final class Trainer {
         try options.validateForRun()
         BLAS.configure()
         if options.workers > 0 { Parallel.threads = options.workers }
+        if let note = BFloat16.resolve(options.compute.precision).note, comm.isRoot { log("note: \(note)") }
         // Rank 0 alone writes the index; the other ranks read an immutable snapshot of it (safe on network
         // filesystems), after rank 0 has folded its WAL in and before it writes again.
         var opened: PatchIndex?
