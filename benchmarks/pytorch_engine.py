@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """PyTorch CPU reference for gigapatch-bench train/infer: the same models, step and thread count, one JSON line.
 
-Usage: pytorch_engine.py train|infer MODEL SIZE BATCH STEPS WARMUP THREADS [OUTPUTS]
+Usage: pytorch_engine.py train|infer MODEL SIZE BATCH STEPS WARMUP THREADS [OUTPUTS [PRECISION]]
 A training step is forward, cross-entropy, backward and an AdamW update, as in gigapatch-bench.
+PRECISION fp32 (default) or bf16: the forward pass (and the loss) under torch.autocast("cpu", dtype=torch.bfloat16),
+float32 weights, gradients and optimizer, as a PyTorch user turns mixed precision on.
 """
+import contextlib
 import json
 import resource
 import sys
@@ -60,6 +63,8 @@ def main():
     mode, name = sys.argv[1], sys.argv[2]
     size, batch, steps, warmup, threads = map(int, sys.argv[3:8])
     outputs = int(sys.argv[8]) if len(sys.argv) > 8 else 1000
+    precision = sys.argv[9] if len(sys.argv) > 9 else "fp32"
+    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if precision == "bf16" else contextlib.nullcontext
     torch.set_num_threads(threads)
     torch.manual_seed(1)
     model = build(name, outputs)
@@ -75,10 +80,12 @@ def main():
     def step():
         if mode == "train":
             opt.zero_grad(set_to_none=False)
-            loss_fn(model(x), y).backward()
+            with autocast():
+                loss = loss_fn(model(x), y)
+            loss.backward()
             opt.step()
         else:
-            with torch.no_grad():
+            with torch.no_grad(), autocast():
                 model(x)
 
     for _ in range(warmup):
@@ -90,7 +97,7 @@ def main():
     print(json.dumps({"model": name, "mode": mode, "size": size, "batch": batch, "threads": threads, "steps": steps,
                       "images_per_s": batch * steps / seconds, "seconds_per_step": seconds / steps,
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      "torch": torch.__version__}))
+                      "torch": torch.__version__, "precision": precision}))
 
 
 if __name__ == "__main__":

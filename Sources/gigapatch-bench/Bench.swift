@@ -10,7 +10,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gigapatch-bench",
         abstract: "Time Gigapatch's engines (release builds only give meaningful numbers).",
-        subcommands: [TrainBench.self, InferBench.self, ConvBench.self, PatchGDBench.self, ReadPatches.self, CrossCheck.self, StainBench.self,
+        subcommands: [TrainBench.self, InferBench.self, ConvBench.self, GemmBench.self, PatchGDBench.self, ReadPatches.self, CrossCheck.self, StainBench.self,
                       AllReduceBench.self, ActivationsBench.self])
 }
 

@@ -15,6 +15,7 @@ struct ConvBench: ParsableCommand {
     @Option(help: "Stride.") var stride: Int = 1
     @Option(help: "Timed repetitions.") var steps: Int = 20
     @Option(help: "Threads; default: cores.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Matrix products: fp32 or bf16.") var precision: Precision = .fp32
 
     func run() throws {
         BLAS.configure()
@@ -27,7 +28,7 @@ struct ConvBench: ParsableCommand {
             let conv = Conv2d(store, "conv", in: inChannels, out: outChannels, kernel: kernel, stride: stride, padding: kernel / 2, bias: false)
             conv.winograd = winograd ? .always : .never
             store.finalize(seed: 1)
-            let ctx = Context(training: true)
+            let ctx = Context(training: true, precision: BFloat16.resolve(precision).precision)
             let (ho, wo) = conv.outputSize(h: size, w: size)
             let dy = Tensor(shape: [batch, outChannels, ho, wo], values: (0 ..< batch * outChannels * ho * wo).map { _ in Float.random(in: -1 ... 1, using: &rng) })
             var forward = 0.0, backward = 0.0
@@ -45,7 +46,7 @@ struct ConvBench: ParsableCommand {
             let line: [String: Any] = [
                 "algorithm": conv.usesWinograd(h: size, w: size) ? "winograd" : "unrolled",
                 "in": inChannels, "out": outChannels, "size": size, "batch": batch, "kernel": kernel, "stride": stride, "threads": threads,
-                "forward_ms": forward / Double(steps) * 1000, "backward_ms": backward / Double(steps) * 1000,
+                "precision": ctx.precision.rawValue, "forward_ms": forward / Double(steps) * 1000, "backward_ms": backward / Double(steps) * 1000,
                 "forward_gflops_equivalent": flops * Double(steps) / forward / 1e9,
                 "backward_gflops_equivalent": 2 * flops * Double(steps) / backward / 1e9,
             ]

@@ -28,6 +28,7 @@ struct EngineOptions: ParsableArguments {
     @Option(help: "Warm-up steps (not timed).") var warmup: Int = 3
     @Option(help: "Output size (classes).") var outputs: Int = 1000
     @Option(help: "Threads; default: cores.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Matrix products: fp32, or bf16 (autocast: bfloat16 operands, float32 sums).") var precision: Precision = .fp32
 
     /// Times `steps` training steps (forward, cross-entropy, backward, AdamW) or inference passes on random images.
     func bench(mode: String) throws {
@@ -38,7 +39,9 @@ struct EngineOptions: ParsableArguments {
         let x = Tensor(shape: [batch, 3, size, size], values: (0 ..< batch * 3 * size * size).map { _ in Float.random(in: -1 ... 1, using: &rng) })
         let targets = (0 ..< batch).map { $0 % outputs }
         let optimizer = Optimizer(.adamW(), store: net.store, learningRate: 1e-4, weightDecay: 1e-2)
-        let ctx = Context(training: mode == "train")
+        let (resolved, note) = BFloat16.resolve(precision)
+        if let note { FileHandle.standardError.write(Data((note + "\n").utf8)) }
+        let ctx = Context(training: mode == "train", precision: resolved)
         func step() {
             if mode == "train" {
                 net.store.zeroGradients()
@@ -55,7 +58,8 @@ struct EngineOptions: ParsableArguments {
         let seconds = Date().timeIntervalSince(start)
         let line: [String: Any] = ["model": model, "mode": mode, "size": size, "batch": batch, "threads": threads, "steps": steps,
                                    "images_per_s": Double(batch * steps) / seconds, "seconds_per_step": seconds / Double(steps),
-                                   "peak_rss_mb": peakResidentMiB(), "blas_core": BLAS.coreName]
+                                   "peak_rss_mb": peakResidentMiB(), "blas_core": BLAS.coreName,
+                                   "precision": resolved.rawValue]
         print(String(decoding: try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys]), as: UTF8.self))
     }
 }
