@@ -57,8 +57,9 @@ public enum BLAS {
     public typealias Product = @Sendable (Bool, Bool, Int, Int, Int, Float, UnsafePointer<Float>, Int, UnsafePointer<Float>, Int, Float,
                                 UnsafeMutablePointer<Float>, Int) -> Void
 
-    /// OpenBLAS's sgemm.
+    /// OpenBLAS's sgemm (single-threaded from the first product on, whether or not `configure` was called).
     public static let float32: Product = { ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc in
+        _ = singleThreaded
         cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), Int32(k),
                     alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
@@ -76,8 +77,13 @@ public enum BLAS {
 
     /// Makes OpenBLAS single-threaded (Gigapatch splits products itself); called once before any product.
     public static func configure() {
-        openblas_set_num_threads(1)
+        _ = singleThreaded
     }
+
+    /// Set once, before the first product: OpenBLAS's own threads are never used, and its thread count never changes
+    /// while a product runs on another thread (a process that multiplied before `configure`, such as a test runner
+    /// running layer tests beside training tests, used to run OpenBLAS with its default threads until then).
+    static let singleThreaded: Void = { openblas_set_num_threads(1) }()
 
     /// The kernel family OpenBLAS chose at load time (Haswell, SkylakeX, ...).
     public static var coreName: String { String(cString: openblas_get_corename()) }
