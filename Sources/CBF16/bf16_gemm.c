@@ -54,6 +54,7 @@ void gp_bf16_gemm_reference(int transA, int transB, long m, long n, long k, floa
 #if defined(__x86_64__)
 #include <cpuid.h>
 #include <immintrin.h>
+#include <pthread.h>
 
 #define BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16")))
 
@@ -96,7 +97,28 @@ typedef struct {
     size_t aWords, bWords;
 } Buffers;
 
-static _Thread_local Buffers buffers;
+// Each thread's packing buffers, freed when the thread exits (worker pools create and retire threads as they go).
+static pthread_key_t buffersKey;
+static pthread_once_t buffersOnce = PTHREAD_ONCE_INIT;
+
+static void freeBuffers(void *p) {
+    Buffers *buffers = p;
+    free(buffers->a);
+    free(buffers->b);
+    free(buffers);
+}
+
+static void makeBuffersKey(void) { pthread_key_create(&buffersKey, freeBuffers); }
+
+static Buffers *threadBuffers(void) {
+    pthread_once(&buffersOnce, makeBuffersKey);
+    Buffers *buffers = pthread_getspecific(buffersKey);
+    if (!buffers) {
+        buffers = calloc(1, sizeof *buffers);
+        if (!buffers || pthread_setspecific(buffersKey, buffers) != 0) abort();
+    }
+    return buffers;
+}
 
 static uint32_t *reserve(uint32_t **p, size_t *have, size_t words) {
     if (*have < words) {
@@ -106,7 +128,6 @@ static uint32_t *reserve(uint32_t **p, size_t *have, size_t words) {
     }
     return *p;
 }
-
 
 // A block: rows i0 ..< i0 + mc, k range p0 ..< p0 + kc (kc even or the last block), into panels of MR rows.
 BF16_TARGET
@@ -276,8 +297,9 @@ static void drive(int transA, int transB, long m, long n, long k, float alpha, c
     }
     long ncMax = n < NC ? (n + NR - 1) / NR * NR : NC, kcMax = k < KC ? k + (k & 1) : KC;
     long mcMax = m < MC ? (m + MR - 1) / MR * MR : MC;
-    uint32_t *pa = packed ? NULL : reserve(&buffers.a, &buffers.aWords, (size_t)mcMax * (kcMax / 2 + 1));
-    uint32_t *pb = reserve(&buffers.b, &buffers.bWords, (size_t)ncMax * (kcMax / 2 + 1));
+    Buffers *buffers = threadBuffers();
+    uint32_t *pa = packed ? NULL : reserve(&buffers->a, &buffers->aWords, (size_t)mcMax * (kcMax / 2 + 1));
+    uint32_t *pb = reserve(&buffers->b, &buffers->bWords, (size_t)ncMax * (kcMax / 2 + 1));
     if ((!packed && !pa) || !pb) abort();
     long paddedRows = (packedRows + MR - 1) / MR * MR;
     for (long j0 = 0; j0 < n; j0 += NC) {

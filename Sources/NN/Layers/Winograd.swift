@@ -402,16 +402,16 @@ struct Winograd {
         if precision == .fp32 {
             return (0 ..< 16).map { PackedOperand(transA: transposed, m: transposed ? c : o, k: transposed ? o : c, a: u + $0 * o * c, lda: c, precision: .fp32) }
         }
-        let slots = UnsafeMutableBufferPointer<PackedOperand?>.allocate(capacity: 16)
-        slots.initialize(repeating: nil)
-        defer { slots.deallocate() }
+        // One slot per position, filled on the workers (each writes its own).
+        final class Slot { var operand: PackedOperand? }
+        let slots = (0 ..< 16).map { _ in Slot() }
         Parallel.forRange(16) { r in
             for xi in r {
-                slots[xi] = PackedOperand(transA: transposed, m: transposed ? c : o, k: transposed ? o : c, a: u + xi * o * c, lda: c,
-                                          precision: precision, parallel: false)
+                slots[xi].operand = PackedOperand(transA: transposed, m: transposed ? c : o, k: transposed ? o : c, a: u + xi * o * c,
+                                                  lda: c, precision: precision, parallel: false)
             }
         }
-        return slots.map { $0! }
+        return slots.map { $0.operand! }
     }
 
     /// M_ξ (O x tiles) = U_ξ V_ξ for the positions ξ in `positions`, each a single-threaded GEMM.
