@@ -18,8 +18,10 @@ if [ "$what" = speed ] || [ "$what" = all ]; then
         python3 -m venv "$venv"
         "$venv/bin/pip" install --quiet torch torchvision safetensors
     fi
-    $bench patchgd --size 4096 --backbone resnet18 --sampling 0.125 --threads "$threads"
-    "$venv/bin/python" benchmarks/pytorch_patchgd.py 4096 128 128 8 "$threads"
+    for precision in fp32 bf16; do   # bf16: Gigapatch's --precision bf16 against PyTorch under torch.autocast bf16
+        $bench patchgd --size 4096 --backbone resnet18 --sampling 0.125 --threads "$threads" --precision $precision
+        "$venv/bin/python" benchmarks/pytorch_patchgd.py 4096 128 128 8 "$threads" 1 $precision
+    done
 fi
 if [ "$what" = memory ] || [ "$what" = all ]; then
     for size in 8192 32768; do

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """PyTorch CPU reference for `gigapatch-bench patchgd`: one PatchGD training step on one image, one JSON line.
 
-Usage: pytorch_patchgd.py SIZE PATCH K INNER THREADS [STEPS]
+Usage: pytorch_patchgd.py SIZE PATCH K INNER THREADS [STEPS [PRECISION]]
+PRECISION fp32 (default) or bf16: every backbone and head pass under torch.autocast("cpu", dtype=torch.bfloat16).
 Batch 1, torchvision resnet18 with its fc replaced by Linear(512, 256), the PatchGD head of the reference
 implementation (10 classes), Adam. The step is the reference's: fill Z without gradients (evaluation-mode
 BatchNorm, chunks of 64 patches), then INNER iterations that each recompute K random patches with gradients,
 write them into a copy of Z, run the head and back-propagate loss / INNER; one optimizer step at the end.
 Patches are generated (uniform noise), as with gigapatch-bench patchgd's default source.
 """
+import contextlib
 import json
 import math
 import resource
@@ -30,6 +32,8 @@ def head(latent=256, features=256, classes=10):
 def main():
     size, patch, k, inner, threads = (int(a) for a in sys.argv[1:6])
     steps = int(sys.argv[6]) if len(sys.argv) > 6 else 1
+    precision = sys.argv[7] if len(sys.argv) > 7 else "fp32"
+    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if precision == "bf16" else contextlib.nullcontext
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     backbone = torchvision.models.resnet18()
@@ -47,7 +51,7 @@ def main():
     def step():
         backbone.eval()
         z = torch.zeros(1, 256, n, n)
-        with torch.no_grad():
+        with torch.no_grad(), autocast():
             for start in range(0, cells, 64):
                 idx = list(range(start, min(cells, start + 64)))
                 f = backbone(patches(idx))
@@ -62,11 +66,13 @@ def main():
             if not idx:
                 break
             zj = z.clone()
-            f = backbone(patches(idx))
+            with autocast():
+                f = backbone(patches(idx))
             rows = torch.tensor([c // n for c in idx])
             cols = torch.tensor([c % n for c in idx])
-            zj[0, :, rows, cols] = f.t()
-            loss = nn.functional.cross_entropy(classifier(zj), label) / inner
+            zj[0, :, rows, cols] = f.t().float()
+            with autocast():
+                loss = nn.functional.cross_entropy(classifier(zj), label) / inner
             loss.backward()
         optimizer.step()
 
@@ -77,7 +83,8 @@ def main():
     seconds = (time.perf_counter() - start) / steps
     print(json.dumps({"bench": "patchgd", "impl": "pytorch", "torch": torch.__version__, "size": n * patch, "patch": patch,
                       "grid": n, "k": k, "inner_iterations": inner, "threads": threads, "seconds_per_step": seconds,
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}, sort_keys=True))
+                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "precision": precision},
+                     sort_keys=True))
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ struct PatchGDBench: ParsableCommand {
     @Option(help: "Timed steps (after one warm-up step unless --no-warmup).") var steps: Int = 1
     @Flag(help: "Skip the warm-up step (memory runs).") var noWarmup = false
     @Option(help: "Threads; default: cores.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Matrix products: fp32 or bf16.") var precision: Precision = .fp32
     @Option(help: "With --slide: decoded patches cached (0: every read decodes, resamples and normalises again).") var cache: Int = 4096
     @Option(help: "With --slide: stain target (gigapatch-stain fit) applied to every patch read.") var stain: String?
     @Option(help: "With --slide: augmentation preset applied to every patch read: none, basic or he.") var augmentation: String = "none"
@@ -74,6 +75,7 @@ struct PatchGDBench: ParsableCommand {
         let gd = PatchGD(backbone: net, head: head, config: config,
                          backboneOptimizer: Optimizer(.adam(), store: net.store, learningRate: 1e-4),
                          headOptimizer: Optimizer(.adam(), store: head.store, learningRate: 1e-4))
+        gd.precision = BFloat16.resolve(precision).precision
         var rng = SplitMix64(seed: 5)
         let loss = { (logits: Tensor, targets: [Int]) in CrossEntropy.compute(logits: logits, targets: targets) }
         if !noWarmup { _ = try gd.trainStep([grid], labels: [3], patches: provider, rng: &rng, loss: loss) }
@@ -81,7 +83,7 @@ struct PatchGDBench: ParsableCommand {
         var iterations = 0
         for _ in 0 ..< steps { iterations = try gd.trainStep([grid], labels: [3], patches: provider, rng: &rng, loss: loss).innerIterations }
         let seconds = Date().timeIntervalSince(start) / Double(steps)
-        let line: [String: Any] = ["bench": "patchgd", "backbone": backbone, "size": n * patch, "patch": patch, "grid": n,
+        let line: [String: Any] = ["bench": "patchgd", "precision": gd.precision.rawValue, "backbone": backbone, "size": n * patch, "patch": patch, "grid": n,
                                    "k": config.k(cells: n * n), "inner_iterations": iterations, "threads": threads,
                                    "source": slide == nil ? "generated" : "slide", "seconds_per_step": seconds,
                                    "patches_per_s": Double(n * n) / seconds, "cache": slide == nil ? 0 : cache,
