@@ -21,34 +21,35 @@ public enum BLAS {
                             a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                             beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, split: Bool = true,
                             precision: Precision = .fp32) {
+        let product: Product = precision == .bf16 && BFloat16.isSupported ? bfloat16 : float32
+        blocks(m: m, n: n, k: k, beta: beta, c: c, ldc: ldc, split: split) { rows, cols in
+            product(transA, transB, rows.count, cols.count, k, alpha, a + (transA ? rows.lowerBound : rows.lowerBound * lda), lda,
+                    b + (transB ? cols.lowerBound * ldb : cols.lowerBound), ldb, beta, c + rows.lowerBound * ldc + cols.lowerBound, ldc)
+        }
+    }
+
+    /// How a product of C (m x n) over k is shared out: `body(rows, cols)` for each block of C, the whole of it on the
+    /// calling thread when small (or `split` is false), else column blocks (n >= m) or row blocks on the workers,
+    /// multiples of 16 wide. With k == 0, C = beta C is done here (beta 0 or 1).
+    @inlinable
+    static func blocks(m: Int, n: Int, k: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, split: Bool,
+                       _ body: (_ rows: Range<Int>, _ cols: Range<Int>) -> Void) {
         guard m > 0, n > 0 else { return }
         if k == 0 {
             if beta == 0 { for i in 0 ..< m { (c + i * ldc).update(repeating: 0, count: n) } }
             return
         }
-        let work = m * n * k
-        let product: Product = precision == .bf16 && BFloat16.isSupported ? bfloat16 : float32
-        if !split || Parallel.threads <= 1 || work < 1 << 21 {
-            product(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-        } else if n >= m {
-            // Column blocks: C[:, j0..<j1] = op(A) * op(B)[:, j0..<j1]; blocks are multiples of 16 columns.
-            let blocks = min(Parallel.threads, max(1, n / 16))
-            Parallel.forRange(blocks) { r in
-                for blk in r {
-                    let j0 = n * blk / blocks / 16 * 16, j1 = blk == blocks - 1 ? n : n * (blk + 1) / blocks / 16 * 16
-                    guard j1 > j0 else { continue }
-                    product(transA, transB, m, j1 - j0, k, alpha, a, lda, b + (transB ? j0 * ldb : j0), ldb, beta, c + j0, ldc)
-                }
-            }
-        } else {
-            // Row blocks: C[i0..<i1, :] = op(A)[i0..<i1, :] * op(B).
-            let blocks = min(Parallel.threads, max(1, m / 16))
-            Parallel.forRange(blocks) { r in
-                for blk in r {
-                    let i0 = m * blk / blocks / 16 * 16, i1 = blk == blocks - 1 ? m : m * (blk + 1) / blocks / 16 * 16
-                    guard i1 > i0 else { continue }
-                    product(transA, transB, i1 - i0, n, k, alpha, a + (transA ? i0 : i0 * lda), lda, b, ldb, beta, c + i0 * ldc, ldc)
-                }
+        if !split || Parallel.threads <= 1 || m * n * k < 1 << 21 {
+            body(0 ..< m, 0 ..< n)
+            return
+        }
+        let columns = n >= m, side = columns ? n : m
+        let count = min(Parallel.threads, max(1, side / 16))
+        Parallel.forRange(count) { r in
+            for blk in r {
+                let lo = side * blk / count / 16 * 16, hi = blk == count - 1 ? side : side * (blk + 1) / count / 16 * 16
+                guard hi > lo else { continue }
+                if columns { body(0 ..< m, lo ..< hi) } else { body(lo ..< hi, 0 ..< n) }
             }
         }
     }
@@ -145,33 +146,9 @@ extension BLAS {
     @inlinable
     public static func gemm(_ a: PackedOperand, transB: Bool = false, n: Int, alpha: Float = 1, b: UnsafePointer<Float>, ldb: Int,
                             beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, split: Bool = true) {
-        let m = a.m, k = a.k
-        guard m > 0, n > 0 else { return }
-        if k == 0 {
-            if beta == 0 { for i in 0 ..< m { (c + i * ldc).update(repeating: 0, count: n) } }
-            return
-        }
-        if !split || Parallel.threads <= 1 || m * n * k < 1 << 21 {
-            a.multiply(rows: 0 ..< m, transB: transB, n: n, alpha: alpha, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
-        } else if n >= m {
-            let blocks = min(Parallel.threads, max(1, n / 16))
-            Parallel.forRange(blocks) { r in
-                for blk in r {
-                    let j0 = n * blk / blocks / 16 * 16, j1 = blk == blocks - 1 ? n : n * (blk + 1) / blocks / 16 * 16
-                    guard j1 > j0 else { continue }
-                    a.multiply(rows: 0 ..< m, transB: transB, n: j1 - j0, alpha: alpha, b: b + (transB ? j0 * ldb : j0), ldb: ldb,
-                               beta: beta, c: c + j0, ldc: ldc)
-                }
-            }
-        } else {
-            let blocks = min(Parallel.threads, max(1, m / 16))
-            Parallel.forRange(blocks) { r in
-                for blk in r {
-                    let i0 = m * blk / blocks / 16 * 16, i1 = blk == blocks - 1 ? m : m * (blk + 1) / blocks / 16 * 16
-                    guard i1 > i0 else { continue }
-                    a.multiply(rows: i0 ..< i1, transB: transB, n: n, alpha: alpha, b: b, ldb: ldb, beta: beta, c: c + i0 * ldc, ldc: ldc)
-                }
-            }
+        blocks(m: a.m, n: n, k: a.k, beta: beta, c: c, ldc: ldc, split: split) { rows, cols in
+            a.multiply(rows: rows, transB: transB, n: cols.count, alpha: alpha, b: b + (transB ? cols.lowerBound * ldb : cols.lowerBound),
+                       ldb: ldb, beta: beta, c: c + rows.lowerBound * ldc + cols.lowerBound, ldc: ldc)
         }
     }
 }
