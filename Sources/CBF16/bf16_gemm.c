@@ -3,7 +3,6 @@
 // use AVX-512; the file itself compiles for the baseline CPU, and callers check gp_bf16_supported() first.
 #include "CBF16.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 

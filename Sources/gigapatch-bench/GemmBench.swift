@@ -43,7 +43,8 @@ struct GemmBench: ParsableCommand {
             }
             let fp32 = time(BLAS.float32)
             var line: [String: Any] = ["bench": "gemm", "shape": what, "m": m, "n": n, "k": k, "trans_a": ta, "trans_b": tb,
-                                       "fp32_gflops": fp32, "blas_core": BLAS.coreName, "bf16_supported": BFloat16.isSupported]
+                                       "fp32_gflops": fp32, "blas_core": BLAS.coreName, "bf16_supported": BFloat16.isSupported,
+                                       "amx_bf16": BFloat16.hasAMX]
             if BFloat16.isSupported {
                 let bf16 = time(BLAS.bfloat16)
                 line["bf16_gflops"] = bf16

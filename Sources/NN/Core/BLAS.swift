@@ -98,7 +98,7 @@ public enum BLAS {
 
 /// op(A) of many products with the same left operand (a layer's weights, Winograd's transformed weights), prepared
 /// once: in bf16 rounded and packed in the kernel's layout (`gp_bf16_pack_a`), so the products skip packing it; in fp32
-/// the matrix itself. `BLAS.gemm(_:rows:...)` multiplies with it.
+/// the matrix itself. `BLAS.gemm(_:transB:n:...)` multiplies with it.
 public final class PackedOperand: @unchecked Sendable {
     public let transA: Bool, m: Int, k: Int
     let a: UnsafePointer<Float>, lda: Int

@@ -20,7 +20,7 @@ public enum BFloat16 {
         return gp_bf16_supported() != 0
     }()
 
-    /// The CPU reports AMX-BF16 tiles (not used by the kernels: reported in diagnostics only).
+    /// The CPU reports AMX-BF16 tiles (not used by the kernels: `gigapatch-bench gemm` reports it).
     public static var hasAMX: Bool { gp_amx_bf16_supported() != 0 }
 
     /// The precision a run asking for `requested` gets, and a one-line note when it differs: without AVX512_BF16,
