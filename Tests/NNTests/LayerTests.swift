@@ -50,6 +50,12 @@ struct LayerGradientTests {
         convCase("conv groups 2", c: 4, h: 5, w: 4, o: 6, k: 3, p: 1, g: 2),
         convCase("depthwise 3x3 s1", c: 4, h: 5, w: 6, o: 4, k: 3, p: 1, g: 4),
         convCase("depthwise 3x3 s2 multiplier 2", c: 3, h: 7, w: 6, o: 6, k: 3, s: 2, p: 1, g: 3, bias: false),
+        convCase("depthwise 3x3 s1, a full vector and a tail (5 x 11)", c: 3, h: 5, w: 11, o: 3, k: 3, p: 1, g: 3, bias: false),
+        convCase("depthwise 3x3 s2, odd width 19", n: 1, c: 2, h: 6, w: 19, o: 2, k: 3, s: 2, p: 1, g: 2),
+        convCase("depthwise 3x3 s1, general loops", c: 3, h: 5, w: 6, o: 3, k: 3, p: 1, g: 3, configure: { $0.fastDepthwise = false }),
+        convCase("depthwise 3x3 s2 multiplier 2, general loops", c: 3, h: 7, w: 6, o: 6, k: 3, s: 2, p: 1, g: 3, bias: false,
+                 configure: { $0.fastDepthwise = false }),
+        convCase("depthwise 5x5 p2 (general loops only)", n: 1, c: 2, h: 6, w: 7, o: 2, k: 5, p: 2, g: 2),
         convCase("conv 3x3 per-image path (16x16 output)", c: 2, h: 16, w: 16, o: 3, k: 3, p: 1, configure: { $0.winograd = .never }),
         LayerCase(name: "conv 3x3 per-image path in bands of one row", inputShape: [2, 2, 16, 16], training: true,
                   make: { let conv = Conv2d($0, "conv", in: 2, out: 3, kernel: 3, padding: 1); conv.unrollLimit = 40; conv.winogradLimit = 0; return conv },
@@ -299,6 +305,36 @@ struct WinogradTests {
             let scale = q.map(abs).max() ?? 1
             let error = zip(p, q).map { abs($0 - $1) }.max() ?? 0
             #expect(error <= 2e-6 * scale * Float(c * 9).squareRoot(), "\(name) differs by \(error) (scale \(scale))")
+        }
+    }
+}
+
+/// `Depthwise3x3` against the general depthwise loops on MobileNet-like shapes (planes of 1 to 64 and odd sides).
+struct DepthwiseTests {
+    @Test(arguments: [(2, 8, 64, 64, 1, 1), (2, 8, 64, 64, 2, 1), (3, 16, 13, 17, 1, 1), (3, 16, 13, 17, 2, 1), (2, 6, 9, 8, 2, 2),
+                      (4, 32, 4, 4, 1, 1), (4, 32, 1, 1, 1, 1), (4, 32, 2, 3, 2, 1), (1, 4, 40, 33, 2, 1)])
+    func matchesGeneralLoops(n: Int, c: Int, h: Int, w: Int, stride: Int, multiplier: Int) throws {
+        func run(fast: Bool) -> (y: [Float], dx: [Float], dw: [Float]) {
+            let store = ParameterStore()
+            let conv = Conv2d(store, "dw", in: c, out: c * multiplier, kernel: 3, stride: stride, padding: 1, groups: c, bias: false)
+            conv.fastDepthwise = fast
+            store.finalize(seed: 5)
+            var rng = SplitMix64(seed: 12)
+            let x = Tensor(shape: [n, c, h, w], values: (0 ..< n * c * h * w).map { _ in Float.random(in: -1 ... 1, using: &rng) })
+            let ctx = Context(training: true)
+            let y = conv.forward(x, ctx)
+            #expect(conv.usesDepthwise3x3 == fast)
+            let dy = Tensor(shape: y.shape, values: (0 ..< y.count).map { _ in Float.random(in: -1 ... 1, using: &rng) })
+            store.zeroGradients()
+            let dx = conv.backward(dy, ctx)
+            return (y.array, dx.array, Array(store.gradients))
+        }
+        let a = run(fast: true), b = run(fast: false)
+        #expect(a.y.count == b.y.count && a.dx.count == b.dx.count)
+        for (name, p, q, terms) in [("y", a.y, b.y, 9), ("dx", a.dx, b.dx, 9), ("dW", a.dw, b.dw, n * h * w)] {
+            let scale = max(1, q.map(abs).max() ?? 1)
+            let error = zip(p, q).map { abs($0 - $1) }.max() ?? 0
+            #expect(error <= 4e-7 * scale * Float(terms).squareRoot() * 4, "\(name) differs by \(error) (scale \(scale))")
         }
     }
 }

@@ -4,9 +4,10 @@
 /// GEMM of (out/groups) x (in/groups * kh * kw) by (in/groups * kh * kw) x (N * Hout * Wout), then scattered
 /// back to NCHW. Outputs of 256 positions or more: one GEMM per image (in bands of rows) straight into NCHW, whole
 /// images per worker; pointwise (1x1, stride 1) convolutions multiply the input in place, without unrolling.
-/// Depthwise convolutions (groups == in channels) use a direct kernel instead, as unrolling one channel at a time
-/// would be mostly copying. 3x3 convolutions with stride 1 and padding 1 (most of a ResNet's work) use Winograd's
-/// F(2x2, 3x3) algorithm on planes of 16 x 16 or more, which needs 2.25x fewer multiplications (`Winograd`).
+/// Depthwise convolutions (groups == in channels) use direct kernels instead (vectorised for 3x3, padding 1, stride 1
+/// or 2: `Depthwise3x3`), as unrolling one channel at a time would be mostly copying. 3x3 convolutions with stride 1
+/// and padding 1 (most of a ResNet's work) use Winograd's F(2x2, 3x3) algorithm on planes of 16 x 16 or more, which
+/// needs 2.25x fewer multiplications (`Winograd`).
 public final class Conv2d: Layer {
     public let inChannels: Int, outChannels: Int
     public let kernel: (h: Int, w: Int), stride: Int, padding: Int, dilation: Int, groups: Int
@@ -30,6 +31,9 @@ public final class Conv2d: Layer {
     /// Tiles per cache-sized block of the Winograd path: its transformed input and output take 16 (in + out) floats per
     /// tile, 1 MiB at 64 channels (`gigapatch-bench conv` measured 64, 128 and 256 within noise of each other).
     public var winogradBlockTiles = 128
+    /// Whether depthwise 3x3 convolutions with padding 1 and stride 1 or 2 (MobileNet's) use the vectorised
+    /// `Depthwise3x3` kernels; tests compare them with the general depthwise loops.
+    public var fastDepthwise = true
 
     /// - Parameters:
     ///   - name: state_dict prefix, e.g. "layer1.0.conv1" (declares "<name>.weight" and "<name>.bias").
@@ -88,7 +92,7 @@ public final class Conv2d: Layer {
         let (ho, wo) = outputSize(h: h, w: w)
         let y = Tensor(uninitialized: [n, outChannels, ho, wo])
         if isDepthwise {
-            depthwiseForward(x, y)
+            if usesDepthwise3x3 { depthwise3x3Forward(x, y) } else { depthwiseForward(x, y) }
         } else if usesWinograd(h: h, w: w) {
             let winogradConv = Winograd(n: n, c: c, o: outChannels, h: h, w: w, blockTiles: winogradBlockTiles, precision: ctx.precision)
             winogradConv.forward(x.pointer, weights: store.value(weight), into: y.pointer, limit: winogradLimit)
@@ -148,7 +152,7 @@ public final class Conv2d: Layer {
         }
         let dx = Tensor(shape: x.shape)
         if isDepthwise {
-            depthwiseBackward(x, dy, dx)
+            if usesDepthwise3x3 { depthwise3x3Backward(x, dy, dx) } else { depthwiseBackward(x, dy, dx) }
         } else if usesWinograd(h: h, w: w) {
             let winogradConv = Winograd(n: n, c: inChannels, o: o, h: h, w: w, blockTiles: winogradBlockTiles, precision: ctx.precision)
             winogradConv.backward(x.pointer, dy.pointer, weights: store.value(weight), dx: computesInputGradient ? dx.pointer : nil,
@@ -250,6 +254,49 @@ public final class Conv2d: Layer {
         let first = p - offset > 0 ? (p - offset + s - 1) / s : 0
         let last = w - 1 + p - offset >= 0 ? (w - 1 + p - offset) / s : -1
         return min(first, wo) ..< max(min(first, wo), min(wo, last + 1))
+    }
+
+    /// Whether this depthwise convolution runs on `Depthwise3x3`.
+    public var usesDepthwise3x3: Bool {
+        fastDepthwise && isDepthwise && kernel == (3, 3) && padding == 1 && dilation == 1 && (stride == 1 || stride == 2)
+    }
+
+    private func depthwise3x3Forward(_ x: Tensor, _ y: Tensor) {
+        let (n, c, h, w) = x.nchw
+        let o = outChannels, m = o / c, hw = h * w
+        let g = Depthwise3x3.Plane(h: h, w: w, stride: stride), p = g.ho * g.wo
+        let px = x.pointer, py = y.pointer, pw = store.value(weight)
+        Parallel.forRange(n * o, grain: 4) { r in
+            let s = g.allocate()
+            defer { s.deallocate() }
+            for i in r {
+                let b = i / o, oc = i % o
+                g.load(px + (b * c + oc / m) * hw, into: s)
+                Depthwise3x3.forward(s, Depthwise3x3.Taps(pw + oc * 9), g, into: py + i * p)
+            }
+        }
+    }
+
+    private func depthwise3x3Backward(_ x: Tensor, _ dy: Tensor, _ dx: Tensor) {
+        let (n, c, h, w) = x.nchw
+        let o = outChannels, m = o / c, hw = h * w
+        let g = Depthwise3x3.Plane(h: h, w: w, stride: stride), gdy = Depthwise3x3.Plane(h: g.ho, w: g.wo, stride: 1), p = g.ho * g.wo
+        let px = x.pointer, pdy = dy.pointer, pdx = dx.pointer, pw = store.value(weight), pdw = store.gradient(weight)
+        // Parallel over input channels, as the general loops: each owns its output channels' weight gradients and its dx planes.
+        Parallel.forRange(c, grain: 2) { r in
+            let xs = g.allocate(), dys = gdy.allocate(), acc = g.allocate()
+            defer { xs.deallocate(); dys.deallocate(); acc.deallocate() }
+            for ic in r {
+                for b in 0 ..< n {
+                    g.load(px + (b * c + ic) * hw, into: xs)
+                    for oc in ic * m ..< (ic + 1) * m {
+                        gdy.load(pdy + (b * o + oc) * p, into: dys)
+                        Depthwise3x3.backward(xs, dys, g, kernel: Depthwise3x3.Taps(pw + oc * 9), flipped: Depthwise3x3.Taps(pw + oc * 9, flipped: true),
+                                              dk: pdw + oc * 9, dx: pdx + (b * c + ic) * hw, acc: acc)
+                    }
+                }
+            }
+        }
     }
 
     private func depthwiseForward(_ x: Tensor, _ y: Tensor) {
