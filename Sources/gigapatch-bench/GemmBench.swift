@@ -4,11 +4,13 @@ import NN
 import Seeded
 
 /// `gigapatch-bench gemm`: one core's matrix products in bf16 (Gigapatch's AVX512-BF16 kernel) against float32
-/// (OpenBLAS sgemm), on the shapes of resnet18's convolutions at 128 px, batch 16; a JSON line per shape.
+/// (OpenBLAS sgemm), on the shapes of resnet18's or mobilenet_v2's convolutions at 128 px, batch 16; a JSON line per
+/// shape.
 struct GemmBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gemm", abstract: "Time single-threaded bf16 and fp32 matrix products on convolution shapes; a JSON line per shape.")
     @Option(help: "Floating-point operations per timed measurement (per shape and precision).") var work: Double = 2e10
+    @Option(help: "Whose shapes: resnet18 or mobilenet_v2.") var model: String = "resnet18"
 
     /// (what, m, n, k, transA, transB): forward (weights x unrolled input), input gradient (weightsᵀ x dY) and weight
     /// gradient (dY x unrolledᵀ) of one image, and Winograd's per-position products on a 128-tile block.
@@ -24,10 +26,37 @@ struct GemmBench: ParsableCommand {
         ("winograd product, 256 channels", 256, 128, 256, false, false),
     ]
 
+    /// mobilenet_v2's pointwise (1x1) products, one image at 64, 32 and 16 px maps and the whole batch below: forward
+    /// (out x positions x in), and for some the input gradient (in x positions x out, Aᵀ) and weight gradient (Bᵀ).
+    static let mobilenetShapes: [(String, Int, Int, Int, Bool, Bool)] = [
+        ("block1 project 32->16, 64x64", 16, 4096, 32, false, false),
+        ("block2 expand 16->96, 64x64", 96, 4096, 16, false, false),
+        ("block2 expand input gradient", 16, 4096, 96, true, false),
+        ("block2 expand weight gradient", 96, 16, 4096, false, true),
+        ("block3 expand 24->144, 32x32", 144, 1024, 24, false, false),
+        ("block3 project 144->24, 32x32", 24, 1024, 144, false, false),
+        ("block5 expand 32->192, 16x16", 192, 256, 32, false, false),
+        ("block5 project 192->32, 16x16", 32, 256, 192, false, false),
+        ("block8 expand 64->384, batch 8x8", 384, 1024, 64, false, false),
+        ("block8 project 384->64, batch 8x8", 64, 1024, 384, false, false),
+        ("block8 project input gradient", 384, 1024, 64, true, false),
+        ("block8 project weight gradient", 64, 384, 1024, false, true),
+        ("block12 expand 96->576, batch 8x8", 576, 1024, 96, false, false),
+        ("block15 expand 160->960, batch 4x4", 960, 256, 160, false, false),
+        ("block15 project 960->160, batch 4x4", 160, 256, 960, false, false),
+        ("last 320->1280, batch 4x4", 1280, 256, 320, false, false),
+    ]
+
     func run() throws {
         BLAS.configure()
         var rng = SplitMix64(seed: 4)
-        for (what, m, n, k, ta, tb) in Self.shapes {
+        let shapes: [(String, Int, Int, Int, Bool, Bool)]
+        switch model {
+        case "resnet18": shapes = Self.shapes
+        case "mobilenet_v2": shapes = Self.mobilenetShapes
+        default: throw ValidationError("--model must be resnet18 or mobilenet_v2, not \(model)")
+        }
+        for (what, m, n, k, ta, tb) in shapes {
             let a = (0 ..< m * k).map { _ in Float.random(in: -1 ... 1, using: &rng) }
             let b = (0 ..< k * n).map { _ in Float.random(in: -1 ... 1, using: &rng) }
             var c = [Float](repeating: 0, count: m * n)
