@@ -23,7 +23,7 @@ public enum ModelFactory {
 
     /// PatchGD's backbone and head built as a run with these settings builds them, for benchmarks and experiments that
     /// have no checkpoint (cross-entropy over `classes`); nil for an unknown backbone.
-    public static func patchGDModels(backbone: String, latent: Int, headFeatures: Int = 256, headDropout: Double = 0.2, headStrides: HeadStrides = .fixed,
+    public static func patchGDModels(backbone: String, latent: Int, headFeatures: Int = 256, headDropout: Double = 0.2, headStrides: HeadStrides = .adaptive,
                                      classes: Int, seed: UInt64) -> (backbone: Model, head: Model)? {
         guard Model.backbones.contains(backbone) else { return nil }
         let info = CheckpointInfo(method: .patchgd, backbone: backbone, latent: latent, headFeatures: headFeatures, headDropout: headDropout,

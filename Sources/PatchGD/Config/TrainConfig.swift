@@ -85,8 +85,8 @@ public struct ModelOptions: ParsableArguments, Sendable {
     @Option(help: "Latent dimension C of Z.") public var latent: Int = 256
     @Option(help: "Head width F.") public var headFeatures: Int = 256
     @Option(help: "Head Dropout2d probability, 0 <= p < 1.") public var headDropout: Double = 0.2
-    @Option(help: "Head strides: fixed (the reference head; a 4 x 4 grid is 1 x 1 after two blocks) or adaptive (stride only while maps stay 2 x 2 or larger; identical on 16 x 16 and larger grids).")
-    public var headStrides: HeadStrides = .fixed
+    @Option(help: "Head strides: adaptive (stride only while maps stay 2 x 2 or larger; identical to the reference head on 16 x 16 and larger grids) or fixed (the reference head; a 4 x 4 grid is 1 x 1 after two blocks).")
+    public var headStrides: HeadStrides = .adaptive
     @Option(help: "imagenet, mnist, or mean0,mean1,mean2,std0,std1,std2.") public var normalization: String = "imagenet"
     @Option(help: "GD: side of the downscaled image.") public var imageSize: Int = 512
     public init() {}
