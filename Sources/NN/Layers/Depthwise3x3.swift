@@ -71,7 +71,6 @@ enum Depthwise3x3 {
     static func forward(_ s: UnsafePointer<Float>, _ k: Taps, _ g: Plane, into out: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
         let (k0, k1, k2, k3, k4, k5, k6, k7, k8) = (k.k0, k.k1, k.k2, k.k3, k.k4, k.k5, k.k6, k.k7, k.k8)
         let pitch = g.pitch, half = g.half, wo = g.wo
-        var tail = V()
         for oy in 0 ..< g.ho {
             let r0 = s + oy * g.stride * pitch, r1 = r0 + pitch, r2 = r1 + pitch, dst = out + oy * wo
             var ox = 0
@@ -99,15 +98,14 @@ enum Depthwise3x3 {
                 if full {
                     SIMDLoop.store(a, dst + ox)
                 } else {
-                    tail = a
-                    for i in 0 ..< wo - ox { dst[ox + i] = tail[i] }
+                    for i in 0 ..< wo - ox { dst[ox + i] = a[i] }
                 }
                 ox += lanes
             }
         }
     }
 
-    /// Backward of one plane pair: dk (9) += the kernel's gradient, and, with `dx`, dx (h x w) += the input's.
+    /// Backward of one plane pair: dk (9) += the kernel's gradient and dx (h x w) += the input's.
     /// - Parameters:
     ///   - xs: scratch plane of the input (`g`)
     ///   - dys: scratch plane of the output gradient, laid out as `Plane(h: g.ho, w: g.wo, stride: 1)`
