@@ -205,15 +205,18 @@ static inline void transpose16(__m512i r[16]) {
     }
 }
 
-// B block: k range p0 ..< p0 + kc, columns j0 ..< j0 + nc, into panels of NR columns.
+// B block: k range p0 ..< p0 + kc, columns j0 ..< j0 + nc, into panels of NR columns, each panelPairs (>= the block's
+// pairs) rows long; rows past the block's pairs are zero (the AMX kernel reads whole 16-pair tiles).
 BF16_TARGET
-static void packB(int transB, const float *b, long ldb, long p0, long kc, long j0, long nc, uint32_t *out) {
+static void packB(int transB, const float *b, long ldb, long p0, long kc, long j0, long nc, long panelPairs, uint32_t *out) {
     long pairs = (kc + 1) / 2;
+    if (panelPairs > pairs)
+        for (long jp = 0; jp < nc; jp += NR) memset(out + (jp / NR) * panelPairs * NR + pairs * NR, 0, (size_t)(panelPairs - pairs) * NR * 4);
     if (!transB) {
         // Rows 2q and 2q + 1 are contiguous along j: round 16 columns of each, interleave them.
         const __m512i index = interleaveIndex();
         for (long jp = 0; jp < nc; jp += NR) {
-            uint32_t *panel = out + (jp / NR) * pairs * NR;
+            uint32_t *panel = out + (jp / NR) * panelPairs * NR;
             for (long q = 0; q < pairs; q++) {
                 const float *r0 = b + (p0 + 2 * q) * ldb + j0 + jp;
                 const float *r1 = r0 + ldb;
@@ -231,7 +234,7 @@ static void packB(int transB, const float *b, long ldb, long p0, long kc, long j
         // B(p, j) = b[j * ldb + p]: a column's pairs are contiguous. Round 16 pairs of 16 columns, transpose the
         // 16 x 16 words in registers, store 16 pairs' rows of the panel.
         for (long jp = 0; jp < nc; jp += NR) {
-            uint32_t *panel = out + (jp / NR) * pairs * NR;
+            uint32_t *panel = out + (jp / NR) * panelPairs * NR;
             for (long h = 0; h < NR; h += 16) {
                 long cols = nc - jp - h;
                 for (long q0 = 0; q0 < pairs; q0 += 16) {
@@ -306,7 +309,7 @@ static void drive(int transA, int transB, long m, long n, long k, float alpha, c
         for (long p0 = 0; p0 < k; p0 += KC) {
             long kc = k - p0 < KC ? k - p0 : KC, pairs = (kc + 1) / 2;
             float betaHere = p0 == 0 ? beta : 1.0f;
-            packB(transB, b, ldb, p0, kc, j0, nc, pb);
+            packB(transB, b, ldb, p0, kc, j0, nc, pairs, pb);
             // The packed A's k block starting at p0: all full blocks before it hold KC / 2 pairs per row.
             const uint32_t *block = packed ? packed + paddedRows * (p0 / 2) : NULL;
             for (long i0 = 0; i0 < m; i0 += MC) {
@@ -332,21 +335,260 @@ static void drive(int transA, int transB, long m, long n, long k, float alpha, c
     }
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// AMX (Sapphire Rapids and later): the same blocked product with a 32 x 32 tile of C held in four 16 x 16 float32
+// tile registers, fed by TDPBF16PS on 16 x 32 bfloat16 tiles of A and 16-pair x 16-column tiles of B (B packed as
+// above, its panels padded to whole 16-pair tiles). A is packed row-major per block (each row's k pairs
+// contiguous, rows padded to 16, pairs to 16), the layout a tile load reads with one stride.
+
+#define AMX_TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,amx-tile,amx-bf16")))
+
+#include <sys/syscall.h>
+#include <unistd.h>
+
+enum { AKC = 512, AMC = 128, ANC = 1536 };
+
+static inline long round16(long x) { return (x + 15) / 16 * 16; }
+
+static int amxUsable = 0;
+static pthread_once_t amxOnce = PTHREAD_ONCE_INIT;
+
+// AMX needs the CPU's tiles (AMX-TILE and AMX-BF16), the OS's tile state in XCR0 (bits 17, 18) and, on Linux, the
+// process's permission to use tile data (arch_prctl ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA, once per process).
+static void detectAMX(void) {
+    unsigned a, b, c, d;
+    if (!gp_bf16_supported() || !__get_cpuid_count(7, 0, &a, &b, &c, &d)) return;
+    if (!((d >> 22) & 1) || !((d >> 24) & 1)) return;
+    if ((xgetbv0() & (3ull << 17)) != (3ull << 17)) return;
+    if (syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */) != 0) return;
+    amxUsable = 1;
+}
+
+int gp_amx_usable(void) {
+    pthread_once(&amxOnce, detectAMX);
+    return amxUsable;
+}
+
+static int kernelChoice = 0;
+static pthread_once_t kernelOnce = PTHREAD_ONCE_INIT;
+
+static void chooseKernel(void) {
+    const char *forced = getenv("GIGAPATCH_BF16_KERNEL");
+    int avx512 = forced && strcmp(forced, "avx512") == 0;
+    kernelChoice = gp_bf16_supported() ? (!avx512 && gp_amx_usable() ? 2 : 1) : 0;
+}
+
+int gp_bf16_kernel(void) {
+    pthread_once(&kernelOnce, chooseKernel);
+    return kernelChoice;
+}
+
+typedef struct {
+    uint8_t palette, startRow, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} TileConfig;
+
+// Tiles 0-3: C (rows 0-15 / 16-31 x columns 0-15 / 16-31), 4-5: A (16 rows x 16 pairs), 6-7: B (16 pairs x 16
+// columns); all 16 rows of 64 bytes. Tile configuration is per thread, so each product loads it.
+AMX_TARGET
+static void configureTiles(void) {
+    TileConfig config __attribute__((aligned(64)));
+    memset(&config, 0, sizeof config);
+    config.palette = 1;
+    for (int t = 0; t < 8; t++) { config.colsb[t] = 64; config.rows[t] = 16; }
+    _tile_loadconfig(&config);
+}
+
+// A block for AMX: rows i0 ..< i0 + mc (padded to 16 with zeros), k range p0 ..< p0 + kc as pairs, pairsPad words per row.
+AMX_TARGET
+static void packAAMX(int transA, const float *a, long lda, long i0, long mc, long p0, long kc, long pairsPad, uint32_t *out) {
+    long rowsPad = round16(mc);
+    if (!transA) {
+        for (long r = 0; r < rowsPad; r++) {
+            uint32_t *dst = out + r * pairsPad;
+            if (r >= mc) { memset(dst, 0, (size_t)pairsPad * 4); continue; }
+            const float *src = a + (i0 + r) * lda + p0;
+            for (long q0 = 0; q0 < pairsPad; q0 += 16) {
+                long left = kc - 2 * q0;
+                __m512 lo = _mm512_maskz_loadu_ps(firstLanes(left), src + 2 * q0);
+                __m512 hi = _mm512_maskz_loadu_ps(firstLanes(left - 16), src + 2 * q0 + 16);
+                _mm512_storeu_si512(dst + q0, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+            }
+        }
+    } else {
+        // A(i, p) = a[p * lda + i]: 16 pairs of 16 rows as words (pair-major), transposed to row-major in registers.
+        const __m512i index = interleaveIndex();
+        for (long r0 = 0; r0 < rowsPad; r0 += 16) {
+            __mmask16 mask = firstLanes(mc - r0);
+            for (long q0 = 0; q0 < pairsPad; q0 += 16) {
+                __m512i w[16];
+                for (int t = 0; t < 16; t++) {
+                    long k0 = 2 * (q0 + t);
+                    const float *row = a + (p0 + k0) * lda + i0 + r0;
+                    __m512 lo = k0 < kc ? _mm512_maskz_loadu_ps(mask, row) : _mm512_setzero_ps();
+                    __m512 hi = k0 + 1 < kc ? _mm512_maskz_loadu_ps(mask, row + lda) : _mm512_setzero_ps();
+                    w[t] = _mm512_permutexvar_epi16(index, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+                }
+                transpose16(w);
+                for (int i = 0; i < 16; i++) _mm512_storeu_si512(out + (r0 + i) * pairsPad + q0, w[i]);
+            }
+        }
+    }
+}
+
+// The k loop over one packed A panel (rowTiles x 16 rows, row stride pairsPad words) and one B panel (NR columns,
+// colTiles x 16 of them used), accumulating into C tiles 0-3.
+__attribute__((always_inline)) AMX_TARGET
+static inline void tileLoop(long pairsPad, const uint32_t *pa, const uint32_t *pb, const int rowTiles, const int colTiles) {
+    long strideA = pairsPad * 4;
+    for (long q0 = 0; q0 < pairsPad; q0 += 16) {
+        _tile_loadd(4, pa + q0, strideA);
+        _tile_loadd(6, pb + q0 * NR, NR * 4);
+        if (colTiles > 1) _tile_loadd(7, pb + q0 * NR + 16, NR * 4);
+        _tile_dpbf16ps(0, 4, 6);
+        if (colTiles > 1) _tile_dpbf16ps(1, 4, 7);
+        if (rowTiles > 1) {
+            _tile_loadd(5, pa + 16 * pairsPad + q0, strideA);
+            _tile_dpbf16ps(2, 5, 6);
+            if (colTiles > 1) _tile_dpbf16ps(3, 5, 7);
+        }
+    }
+}
+
+// C tile (rows x cols of at most 32 x 32) = alpha * A panel * B panel + beta * C.
+AMX_TARGET
+static void kernelAMX(long pairsPad, const uint32_t *pa, const uint32_t *pb, float *c, long ldc, long rows, long cols,
+                      float alpha, float beta) {
+    if (rows == 32 && cols == 32 && alpha == 1 && (beta == 0 || beta == 1)) {
+        // Whole tile, plain accumulation: C's rows are the accumulators' memory.
+        long stride = ldc * 4;
+        if (beta == 0) { _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3); }
+        else {
+            _tile_loadd(0, c, stride); _tile_loadd(1, c + 16, stride);
+            _tile_loadd(2, c + 16 * ldc, stride); _tile_loadd(3, c + 16 * ldc + 16, stride);
+        }
+        tileLoop(pairsPad, pa, pb, 2, 2);
+        _tile_stored(0, c, stride); _tile_stored(1, c + 16, stride);
+        _tile_stored(2, c + 16 * ldc, stride); _tile_stored(3, c + 16 * ldc + 16, stride);
+        return;
+    }
+    int rowTiles = rows > 16 ? 2 : 1, colTiles = cols > 16 ? 2 : 1;
+    _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
+    if (rowTiles == 2 && colTiles == 2) tileLoop(pairsPad, pa, pb, 2, 2);
+    else if (rowTiles == 2) tileLoop(pairsPad, pa, pb, 2, 1);
+    else if (colTiles == 2) tileLoop(pairsPad, pa, pb, 1, 2);
+    else tileLoop(pairsPad, pa, pb, 1, 1);
+    float tile[32 * 32] __attribute__((aligned(64)));
+    _tile_stored(0, tile, 128); _tile_stored(1, tile + 16, 128);
+    _tile_stored(2, tile + 16 * 32, 128); _tile_stored(3, tile + 16 * 32 + 16, 128);
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    __mmask16 m0 = firstLanes(cols), m1 = firstLanes(cols - 16);
+    for (long r = 0; r < rows; r++) {
+        float *row = c + r * ldc;
+        __m512 y0 = _mm512_mul_ps(va, _mm512_load_ps(tile + r * 32)), y1 = _mm512_mul_ps(va, _mm512_load_ps(tile + r * 32 + 16));
+        if (beta != 0) {
+            y0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, row), y0);
+            y1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, row + 16), y1);
+        }
+        _mm512_mask_storeu_ps(row, m0, y0);
+        _mm512_mask_storeu_ps(row + 16, m1, y1);
+    }
+}
+
+// The AMX blocked product; `packed` as in drive, in packAAMX's layout (gp_bf16_pack_a when the AMX kernel is chosen).
+AMX_TARGET
+static void driveAMX(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
+                     const uint32_t *packed, long packedRows, long i0Packed, const float *b, long ldb, float beta, float *c, long ldc) {
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0 || alpha == 0) {
+        for (long i = 0; i < m; i++)
+            for (long j = 0; j < n; j++) c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j];
+        return;
+    }
+    long ncMax = n < ANC ? (n + NR - 1) / NR * NR : ANC, pairsMax = round16(((k < AKC ? k : AKC) + 1) / 2);
+    long mcMax = m < AMC ? round16(m) : AMC;
+    Buffers *buffers = threadBuffers();
+    uint32_t *pa = packed ? NULL : reserve(&buffers->a, &buffers->aWords, (size_t)mcMax * pairsMax);
+    uint32_t *pb = reserve(&buffers->b, &buffers->bWords, (size_t)ncMax * pairsMax);
+    if ((!packed && !pa) || !pb) abort();
+    long paddedRows = round16(packedRows);
+    configureTiles();
+    for (long j0 = 0; j0 < n; j0 += ANC) {
+        long nc = n - j0 < ANC ? n - j0 : ANC;
+        for (long p0 = 0; p0 < k; p0 += AKC) {
+            long kc = k - p0 < AKC ? k - p0 : AKC, pairsPad = round16((kc + 1) / 2);
+            float betaHere = p0 == 0 ? beta : 1.0f;
+            packB(transB, b, ldb, p0, kc, j0, nc, pairsPad, pb);
+            // Full blocks before p0 hold AKC / 2 pairs (a multiple of 16) per row.
+            const uint32_t *block = packed ? packed + paddedRows * (p0 / 2) : NULL;
+            for (long i0 = 0; i0 < m; i0 += AMC) {
+                long mc = m - i0 < AMC ? m - i0 : AMC;
+                const uint32_t *panels;
+                if (packed) {
+                    panels = block + (i0Packed + i0) * pairsPad;
+                } else {
+                    packAAMX(transA, a, lda, i0, mc, p0, kc, pairsPad, pa);
+                    panels = pa;
+                }
+                for (long jp = 0; jp < nc; jp += NR) {
+                    long cols = nc - jp < NR ? nc - jp : NR;
+                    const uint32_t *bp = pb + (jp / NR) * pairsPad * NR;
+                    for (long ip = 0; ip < mc; ip += 32) {
+                        long rows = mc - ip < 32 ? mc - ip : 32;
+                        kernelAMX(pairsPad, panels + ip * pairsPad, bp, c + (i0 + ip) * ldc + j0 + jp, ldc, rows, cols, alpha, betaHere);
+                    }
+                }
+            }
+        }
+    }
+    _tile_release();
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Entry points: the chosen kernel (gp_bf16_kernel), and each kernel by name for tests and benchmarks.
+
 BF16_TARGET
-void gp_bf16_gemm(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
-                  const float *b, long ldb, float beta, float *c, long ldc) {
+void gp_bf16_gemm_avx512(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
+                         const float *b, long ldb, float beta, float *c, long ldc) {
     drive(transA, transB, m, n, k, alpha, a, lda, NULL, 0, 0, b, ldb, beta, c, ldc);
 }
 
+void gp_bf16_gemm_amx(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
+                      const float *b, long ldb, float beta, float *c, long ldc) {
+    if (!gp_amx_usable()) abort();
+    driveAMX(transA, transB, m, n, k, alpha, a, lda, NULL, 0, 0, b, ldb, beta, c, ldc);
+}
+
+void gp_bf16_gemm(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
+                  const float *b, long ldb, float beta, float *c, long ldc) {
+    if (gp_bf16_kernel() == 2) driveAMX(transA, transB, m, n, k, alpha, a, lda, NULL, 0, 0, b, ldb, beta, c, ldc);
+    else drive(transA, transB, m, n, k, alpha, a, lda, NULL, 0, 0, b, ldb, beta, c, ldc);
+}
+
 long gp_bf16_packed_a_words(long m, long k) {
+    if (gp_bf16_kernel() == 2) {
+        long blocks = (k + AKC - 1) / AKC, last = k - (blocks - 1) * AKC;
+        return round16(m) * ((blocks - 1) * (AKC / 2) + round16((last + 1) / 2));
+    }
     long blocks = (k + KC - 1) / KC;
     return (m + MR - 1) / MR * MR * (k / 2 + blocks);
 }
 
-long gp_bf16_packed_a_blocks(long k) { return (k + KC - 1) / KC; }
+long gp_bf16_packed_a_blocks(long k) {
+    long kc = gp_bf16_kernel() == 2 ? AKC : KC;
+    return (k + kc - 1) / kc;
+}
 
-BF16_TARGET
 void gp_bf16_pack_a(int transA, long m, long k, const float *a, long lda, uint32_t *out, long firstBlock, long endBlock) {
+    if (gp_bf16_kernel() == 2) {
+        long paddedRows = round16(m);
+        for (long p0 = firstBlock * AKC; p0 < k && p0 < endBlock * AKC; p0 += AKC) {
+            long kc = k - p0 < AKC ? k - p0 : AKC;
+            packAAMX(transA, a, lda, 0, m, p0, kc, round16((kc + 1) / 2), out + paddedRows * (p0 / 2));
+        }
+        return;
+    }
     long paddedRows = (m + MR - 1) / MR * MR;
     for (long p0 = firstBlock * KC; p0 < k && p0 < endBlock * KC; p0 += KC) {
         long kc = k - p0 < KC ? k - p0 : KC;
@@ -354,16 +596,27 @@ void gp_bf16_pack_a(int transA, long m, long k, const float *a, long lda, uint32
     }
 }
 
-BF16_TARGET
 void gp_bf16_gemm_packed(const uint32_t *packed, long packedRows, long k, long i0, long m, int transB, long n, float alpha,
                          const float *b, long ldb, float beta, float *c, long ldc) {
-    drive(0, transB, m, n, k, alpha, NULL, 0, packed, packedRows, i0, b, ldb, beta, c, ldc);
+    if (gp_bf16_kernel() == 2) driveAMX(0, transB, m, n, k, alpha, NULL, 0, packed, packedRows, i0, b, ldb, beta, c, ldc);
+    else drive(0, transB, m, n, k, alpha, NULL, 0, packed, packedRows, i0, b, ldb, beta, c, ldc);
 }
 
 #else
 
 int gp_bf16_supported(void) { return 0; }
 int gp_amx_bf16_supported(void) { return 0; }
+int gp_amx_usable(void) { return 0; }
+int gp_bf16_kernel(void) { return 0; }
+void gp_bf16_gemm_avx512(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
+                         const float *b, long ldb, float beta, float *c, long ldc) {
+    gp_bf16_gemm_reference(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+void gp_bf16_gemm_amx(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
+                      const float *b, long ldb, float beta, float *c, long ldc) {
+    (void)transA; (void)transB; (void)m; (void)n; (void)k; (void)alpha; (void)a; (void)lda; (void)b; (void)ldb;
+    (void)beta; (void)c; (void)ldc; abort();
+}
 void gp_bf16_gemm(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
                   const float *b, long ldb, float beta, float *c, long ldc) {
     gp_bf16_gemm_reference(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);

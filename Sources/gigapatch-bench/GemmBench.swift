@@ -3,8 +3,8 @@ import Foundation
 import NN
 import Seeded
 
-/// `gigapatch-bench gemm`: one core's matrix products in bf16 (Gigapatch's AVX512-BF16 kernel) against float32
-/// (OpenBLAS sgemm), on the shapes of resnet18's or mobilenet_v2's convolutions at 128 px, batch 16; a JSON line per
+/// `gigapatch-bench gemm`: one core's matrix products in bf16 (Gigapatch's AVX512-BF16 kernel, and its AMX kernel
+/// where usable) against float32 (OpenBLAS sgemm), on the shapes of resnet18's or mobilenet_v2's convolutions at 128 px, batch 16; a JSON line per
 /// shape.
 struct GemmBench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -73,11 +73,16 @@ struct GemmBench: ParsableCommand {
             let fp32 = time(BLAS.float32)
             var line: [String: Any] = ["bench": "gemm", "shape": what, "m": m, "n": n, "k": k, "trans_a": ta, "trans_b": tb,
                                        "fp32_gflops": fp32, "blas_core": BLAS.coreName, "bf16_supported": BFloat16.isSupported,
-                                       "amx_bf16": BFloat16.hasAMX]
+                                       "amx_bf16": BFloat16.hasAMX, "amx_usable": BFloat16.amxUsable, "bf16_kernel": BFloat16.kernel]
             if BFloat16.isSupported {
-                let bf16 = time(BLAS.bfloat16)
+                let bf16 = time(BLAS.bfloat16AVX512)
                 line["bf16_gflops"] = bf16
                 line["ratio"] = bf16 / fp32
+                if BFloat16.amxUsable {
+                    let amx = time(BLAS.bfloat16AMX)
+                    line["amx_gflops"] = amx
+                    line["amx_ratio"] = amx / fp32
+                }
             }
             print(String(decoding: try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys]), as: UTF8.self))
         }

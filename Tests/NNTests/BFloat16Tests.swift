@@ -34,44 +34,57 @@ struct BFloat16Tests {
         #expect(BFloat16.resolve(.fp32, supported: false).precision == .fp32 && BFloat16.resolve(.fp32, supported: false).note == nil)
     }
 
-    /// The kernel against the plain reference (same rounding, sums in double): they differ only by float32 summation.
+    static let amxSkipNote = "this process cannot use AMX-BF16 tiles: AMX kernel tests skipped (the AVX512_BF16 kernel is tested)"
+
+    /// Both kernels by name, the chosen one, and the chosen one with a packed left operand, against the plain reference
+    /// (same rounding, sums in double): they differ only by float32 summation. Shapes cover AMX's edges (16 and 32 rows
+    /// and columns, 512-deep k blocks, odd k) and its whole-tile path (alpha 1, beta 0 or 1).
     @Test(arguments: [(false, false), (true, false), (false, true), (true, true)],
-          [(1, 1, 1), (7, 13, 5), (37, 70, 129), (100, 1600, 800), (24, 50, 1000), (9, 33, 2)])
-    func kernelMatchesReference(transposes: (Bool, Bool), shape: (Int, Int, Int)) throws {
+          [(1, 1, 1, 0.7, 0.5), (7, 13, 5, 0.7, 0.5), (37, 70, 129, 0.7, 0.5), (100, 1600, 800, 0.7, 0.5), (24, 50, 1000, 0.7, 0.5),
+           (9, 33, 2, 0.7, 0.5), (64, 64, 64, 1, 1), (32, 32, 1030, 1, 0), (130, 97, 513, 1, 1), (48, 80, 33, 1, 0)])
+    func kernelMatchesReference(transposes: (Bool, Bool), shape: (Int, Int, Int, Float, Float)) throws {
         try #require(BFloat16.isSupported, Comment(rawValue: Self.skipNote))
-        let (ta, tb) = transposes, (m, n, k) = shape
+        let (ta, tb) = transposes, (m, n, k, alpha, beta) = shape
         var rng = SplitMix64(seed: 11)
         let lda = ta ? m + 3 : k + 2, ldb = tb ? k + 1 : n + 5, ldc = n + 2
         let a = (0 ..< lda * (ta ? k : m)).map { _ in Float.random(in: -1 ... 1, using: &rng) }
         let b = (0 ..< ldb * (tb ? n : k)).map { _ in Float.random(in: -1 ... 1, using: &rng) }
         let c0 = (0 ..< ldc * m).map { _ in Float.random(in: -1 ... 1, using: &rng) }
-        var kernel = c0, reference = c0, packed = c0
-        a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in
-            kernel.withUnsafeMutableBufferPointer {
-                BLAS.bfloat16(ta, tb, m, n, k, 0.7, pa.baseAddress!, lda, pb.baseAddress!, ldb, 0.5, $0.baseAddress!, ldc)
-            }
-            reference.withUnsafeMutableBufferPointer {
-                BLAS.bfloat16Reference(ta, tb, m, n, k, 0.7, pa.baseAddress!, lda, pb.baseAddress!, ldb, 0.5, $0.baseAddress!, ldc)
-            }
-            // The packed left operand, through the split driver (row and column blocks on the workers).
-            let operand = PackedOperand(transA: ta, m: m, k: k, a: pa.baseAddress!, lda: lda, precision: .bf16)
-            packed.withUnsafeMutableBufferPointer {
-                BLAS.gemm(operand, transB: tb, n: n, alpha: 0.7, b: pb.baseAddress!, ldb: ldb, beta: 0.5, c: $0.baseAddress!, ldc: ldc)
-            }
-        } }
-        var worst: Float = 0
-        for i in 0 ..< m {
-            for j in 0 ..< ldc {
-                let at = i * ldc + j
-                if j >= n {
-                    #expect(kernel[at] == c0[at] && packed[at] == c0[at], "column \(j) past n was written")
+        var reference = c0
+        a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in reference.withUnsafeMutableBufferPointer {
+            BLAS.bfloat16Reference(ta, tb, m, n, k, alpha, pa.baseAddress!, lda, pb.baseAddress!, ldb, beta, $0.baseAddress!, ldc)
+        } } }
+        var kernels: [(String, BLAS.Product?)] = [("avx512", BLAS.bfloat16AVX512), ("chosen (\(BFloat16.kernel))", BLAS.bfloat16),
+                                                  ("packed (\(BFloat16.kernel))", nil)]
+        if BFloat16.amxUsable { kernels.append(("amx", BLAS.bfloat16AMX)) }
+        for (name, product) in kernels {
+            var out = c0
+            a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in out.withUnsafeMutableBufferPointer { pc in
+                if let product {
+                    product(ta, tb, m, n, k, alpha, pa.baseAddress!, lda, pb.baseAddress!, ldb, beta, pc.baseAddress!, ldc)
                 } else {
-                    worst = max(worst, abs(kernel[at] - reference[at]), abs(packed[at] - reference[at]))
+                    // The packed left operand, through the split driver (row and column blocks on the workers).
+                    let operand = PackedOperand(transA: ta, m: m, k: k, a: pa.baseAddress!, lda: lda, precision: .bf16)
+                    BLAS.gemm(operand, transB: tb, n: n, alpha: alpha, b: pb.baseAddress!, ldb: ldb, beta: beta, c: pc.baseAddress!, ldc: ldc)
+                }
+            } } }
+            var worst: Float = 0, pastN = 0
+            for i in 0 ..< m {
+                for j in 0 ..< ldc {
+                    let at = i * ldc + j
+                    if j >= n { pastN += out[at] == c0[at] ? 0 : 1 } else { worst = max(worst, abs(out[at] - reference[at])) }
                 }
             }
+            #expect(pastN == 0, "\(name): \(pastN) entries past column n were written")
+            // float32 summation of k products of magnitude <= 1, against double.
+            #expect(worst <= Float(k) * 1.2e-7 + 1e-6, "\(name) vs reference: \(worst)")
         }
-        // float32 summation of k products of magnitude <= 1, against double.
-        #expect(worst <= Float(k) * 1.2e-7 + 1e-6, "kernel vs reference: \(worst)")
+    }
+
+    @Test func amxIsChosenWhereUsable() throws {
+        try #require(BFloat16.amxUsable, Comment(rawValue: Self.amxSkipNote))
+        let forced = ProcessInfo.processInfo.environment["GIGAPATCH_BF16_KERNEL"] == "avx512"
+        #expect(BFloat16.kernel == (forced ? "avx512" : "amx"))
     }
 
     /// bf16 against float32 for plain products: within the documented bound, and visibly not float32.

@@ -1,6 +1,6 @@
-// bfloat16 matrix products for mixed-precision (autocast) training on CPUs with AVX512_BF16 (vdpbf16ps):
-// float32 operands are rounded to bfloat16 (round to nearest even) while they are packed, products are summed in
-// float32. Own kernels because Debian's OpenBLAS is built without sbgemm.
+// bfloat16 matrix products for mixed-precision (autocast) training on CPUs with AVX512_BF16 (vdpbf16ps), and with
+// AMX-BF16 tiles (TDPBF16PS) where present: float32 operands are rounded to bfloat16 (round to nearest even) while
+// they are packed, products are summed in float32. Own kernels because Debian's OpenBLAS is built without sbgemm.
 #ifndef GIGAPATCH_CBF16_H
 #define GIGAPATCH_CBF16_H
 
@@ -13,13 +13,30 @@ extern "C" {
 /// 1 when this CPU and the operating system run AVX512_BF16 (AVX-512 F/DQ/BW/VL, vdpbf16ps, zmm state enabled).
 int gp_bf16_supported(void);
 
-/// 1 when the CPU reports AMX-BF16 tiles (reported only: the kernels here do not use AMX).
+/// 1 when the CPU reports AMX-BF16 tiles (cpuid only; gp_amx_usable says whether they can be used).
 int gp_amx_bf16_supported(void);
 
+/// 1 when AMX-BF16 can be used here: the CPU has AMX-TILE and AMX-BF16, the OS enables tile state, and Linux granted
+/// this process tile data (asked for once, on the first call).
+int gp_amx_usable(void);
+
+/// The kernel gp_bf16_gemm and the packed products use, chosen once per process: 2 AMX (when gp_amx_usable and the
+/// environment variable GIGAPATCH_BF16_KERNEL is not "avx512"), 1 AVX512_BF16, 0 none (no bf16 on this CPU).
+int gp_bf16_kernel(void);
+
 /// C (m x n) = alpha * op(A) * op(B) + beta * C, row-major, as cblas_sgemm; op(A) and op(B) are rounded to bfloat16
-/// and their products summed in float32. Requires gp_bf16_supported(). Thread-safe (per-thread packing buffers).
+/// and their products summed in float32, with the kernel gp_bf16_kernel() names. Requires gp_bf16_supported().
+/// Thread-safe (per-thread packing buffers; AMX tile configuration is loaded and released by each call).
 void gp_bf16_gemm(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
                   const float *b, long ldb, float beta, float *c, long ldc);
+
+/// gp_bf16_gemm on the AVX512_BF16 kernel, whatever gp_bf16_kernel() chose. Requires gp_bf16_supported().
+void gp_bf16_gemm_avx512(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
+                         const float *b, long ldb, float beta, float *c, long ldc);
+
+/// gp_bf16_gemm on the AMX kernel, whatever gp_bf16_kernel() chose. Requires gp_amx_usable() (aborts otherwise).
+void gp_bf16_gemm_amx(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
+                      const float *b, long ldb, float beta, float *c, long ldc);
 
 /// Words (uint32) that gp_bf16_pack_a needs for an m x k op(A).
 long gp_bf16_packed_a_words(long m, long k);
@@ -27,11 +44,11 @@ long gp_bf16_packed_a_words(long m, long k);
 /// Blocks of k that a packed op(A) is made of (each packed independently, so threads can share the work).
 long gp_bf16_packed_a_blocks(long k);
 
-/// Packs k blocks firstBlock ..< endBlock of op(A) (m x k), rounded to bfloat16, in the layout the kernel reads (for an
-/// operand used in many products, such as a layer's weights). Requires gp_bf16_supported().
+/// Packs k blocks firstBlock ..< endBlock of op(A) (m x k), rounded to bfloat16, in the layout the chosen kernel
+/// (gp_bf16_kernel) reads, for an operand used in many products such as a layer's weights. Requires gp_bf16_supported().
 void gp_bf16_pack_a(int transA, long m, long k, const float *a, long lda, uint32_t *out, long firstBlock, long endBlock);
 
-/// gp_bf16_gemm with rows i0 ..< i0 + m of a packed op(A) (packedRows x k, from gp_bf16_pack_a; i0 a multiple of 8):
+/// gp_bf16_gemm with rows i0 ..< i0 + m of a packed op(A) (packedRows x k, from gp_bf16_pack_a; i0 a multiple of 16):
 /// C (m x n) = alpha * A[i0 ..< i0 + m] * op(B) + beta * C.
 void gp_bf16_gemm_packed(const uint32_t *packed, long packedRows, long k, long i0, long m, int transB, long n, float alpha,
                          const float *b, long ldb, float beta, float *c, long ldc);

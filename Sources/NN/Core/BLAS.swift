@@ -65,9 +65,20 @@ public enum BLAS {
                     alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
-    /// Gigapatch's AVX512-BF16 kernel (requires `BFloat16.isSupported`).
+    /// Gigapatch's bfloat16 kernel, AMX where usable and AVX512_BF16 otherwise (`BFloat16.kernel`; requires
+    /// `BFloat16.isSupported`).
     public static let bfloat16: Product = { ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc in
         gp_bf16_gemm(ta ? 1 : 0, tb ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+    }
+
+    /// The AVX512_BF16 kernel whatever `BFloat16.kernel` chose (requires `BFloat16.isSupported`).
+    public static let bfloat16AVX512: Product = { ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc in
+        gp_bf16_gemm_avx512(ta ? 1 : 0, tb ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+    }
+
+    /// The AMX kernel whatever `BFloat16.kernel` chose (requires `BFloat16.amxUsable`).
+    public static let bfloat16AMX: Product = { ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc in
+        gp_bf16_gemm_amx(ta ? 1 : 0, tb ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
     }
 
     /// The bfloat16 product computed plainly (operands rounded as the kernel rounds them, sums in double): the
@@ -127,7 +138,7 @@ public final class PackedOperand: @unchecked Sendable {
 
     deinit { packed?.deallocate() }
 
-    /// C (rows.count x n) = alpha * op(A)[rows] * op(B) + beta * C, single-threaded; rows start at a multiple of 8.
+    /// C (rows.count x n) = alpha * op(A)[rows] * op(B) + beta * C, single-threaded; rows start at a multiple of 16 (as `blocks` splits them).
     @usableFromInline
     func multiply(rows: Range<Int>, transB: Bool, n: Int, alpha: Float, b: UnsafePointer<Float>, ldb: Int, beta: Float,
                   c: UnsafeMutablePointer<Float>, ldc: Int) {

@@ -20,8 +20,18 @@ public enum BFloat16 {
         return gp_bf16_supported() != 0
     }()
 
-    /// The CPU reports AMX-BF16 tiles (not used by the kernels: `gigapatch-bench gemm` reports it).
+    /// The CPU reports AMX-BF16 tiles (cpuid; `amxUsable` says whether this process can use them).
     public static var hasAMX: Bool { gp_amx_bf16_supported() != 0 }
+
+    /// AMX-BF16 can be used here: the CPU has the tiles, the OS enables their state and granted this process tile data.
+    public static let amxUsable: Bool = isSupported && gp_amx_usable() != 0
+
+    /// The bfloat16 kernel the products use, chosen once per process: "amx" where `amxUsable` (unless the environment
+    /// variable `GIGAPATCH_BF16_KERNEL=avx512` asks for the AVX512_BF16 kernel), "avx512", or "none".
+    public static let kernel: String = {
+        guard isSupported else { return "none" }
+        return gp_bf16_kernel() == 2 ? "amx" : "avx512"
+    }()
 
     /// The precision a run asking for `requested` gets, and a one-line note when it differs: without AVX512_BF16,
     /// bf16 falls back to float32 (the products would otherwise be emulated, several times slower than float32).
