@@ -143,6 +143,25 @@ static inline __mmask16 firstLanes(long count) {
     return count >= 16 ? (__mmask16)0xffff : count <= 0 ? 0 : (__mmask16)((1u << count) - 1);
 }
 
+// One row of a C tile, up to 32 columns (masks m0, m1): row = alpha * (x0, x1) + beta * row.
+BF16_TARGET
+static inline void storeRow(float *row, __m512 x0, __m512 x1, float alpha, float beta, __mmask16 m0, __mmask16 m1) {
+    __m512 va = _mm512_set1_ps(alpha), y0 = _mm512_mul_ps(va, x0), y1 = _mm512_mul_ps(va, x1);
+    if (beta != 0) {
+        __m512 vb = _mm512_set1_ps(beta);
+        y0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, row), y0);
+        y1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, row + 16), y1);
+    }
+    _mm512_mask_storeu_ps(row, m0, y0);
+    _mm512_mask_storeu_ps(row + 16, m1, y1);
+}
+
+// C = beta * C (beta 0 or not): a product with nothing to sum (k == 0 or alpha == 0).
+static void scaleOnly(long m, long n, float beta, float *c, long ldc) {
+    for (long i = 0; i < m; i++)
+        for (long j = 0; j < n; j++) c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j];
+}
+
 BF16_TARGET
 static void packA(int transA, const float *a, long lda, long i0, long mc, long p0, long kc, uint32_t *out) {
     long pairs = (kc + 1) / 2;
@@ -271,19 +290,8 @@ static void kernel(long pairs, const uint32_t *pa, const uint32_t *pb, float *c,
             acc[r][1] = _mm512_dpbf16_ps(acc[r][1], av, b1);
         }
     }
-    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-    __mmask16 m0 = cols >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << cols) - 1);
-    __mmask16 m1 = cols >= 32 ? (__mmask16)0xffff : cols <= 16 ? 0 : (__mmask16)((1u << (cols - 16)) - 1);
-    for (long r = 0; r < rows; r++) {
-        float *row = c + r * ldc;
-        __m512 y0 = _mm512_mul_ps(va, acc[r][0]), y1 = _mm512_mul_ps(va, acc[r][1]);
-        if (beta != 0) {
-            y0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, row), y0);
-            y1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, row + 16), y1);
-        }
-        _mm512_mask_storeu_ps(row, m0, y0);
-        _mm512_mask_storeu_ps(row + 16, m1, y1);
-    }
+    __mmask16 m0 = firstLanes(cols), m1 = firstLanes(cols - 16);
+    for (long r = 0; r < rows; r++) storeRow(c + r * ldc, acc[r][0], acc[r][1], alpha, beta, m0, m1);
 }
 
 // The blocked product. With `packed` (the whole of op(A) packed by gp_bf16_pack_a, rows i0 ..< i0 + m of it used),
@@ -292,11 +300,7 @@ BF16_TARGET
 static void drive(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
                   const uint32_t *packed, long packedRows, long i0Packed, const float *b, long ldb, float beta, float *c, long ldc) {
     if (m <= 0 || n <= 0) return;
-    if (k <= 0 || alpha == 0) {
-        for (long i = 0; i < m; i++)
-            for (long j = 0; j < n; j++) c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j];
-        return;
-    }
+    if (k <= 0 || alpha == 0) { scaleOnly(m, n, beta, c, ldc); return; }
     long ncMax = n < NC ? (n + NR - 1) / NR * NR : NC, kcMax = k < KC ? k + (k & 1) : KC;
     long mcMax = m < MC ? (m + MR - 1) / MR * MR : MC;
     Buffers *buffers = threadBuffers();
@@ -482,18 +486,9 @@ static void kernelAMX(long pairsPad, const uint32_t *pa, const uint32_t *pb, flo
     float tile[32 * 32] __attribute__((aligned(64)));
     _tile_stored(0, tile, 128); _tile_stored(1, tile + 16, 128);
     _tile_stored(2, tile + 16 * 32, 128); _tile_stored(3, tile + 16 * 32 + 16, 128);
-    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     __mmask16 m0 = firstLanes(cols), m1 = firstLanes(cols - 16);
-    for (long r = 0; r < rows; r++) {
-        float *row = c + r * ldc;
-        __m512 y0 = _mm512_mul_ps(va, _mm512_load_ps(tile + r * 32)), y1 = _mm512_mul_ps(va, _mm512_load_ps(tile + r * 32 + 16));
-        if (beta != 0) {
-            y0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, row), y0);
-            y1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, row + 16), y1);
-        }
-        _mm512_mask_storeu_ps(row, m0, y0);
-        _mm512_mask_storeu_ps(row + 16, m1, y1);
-    }
+    for (long r = 0; r < rows; r++)
+        storeRow(c + r * ldc, _mm512_load_ps(tile + r * 32), _mm512_load_ps(tile + r * 32 + 16), alpha, beta, m0, m1);
 }
 
 // The AMX blocked product; `packed` as in drive, in packAAMX's layout (gp_bf16_pack_a when the AMX kernel is chosen).
@@ -501,11 +496,7 @@ AMX_TARGET
 static void driveAMX(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
                      const uint32_t *packed, long packedRows, long i0Packed, const float *b, long ldb, float beta, float *c, long ldc) {
     if (m <= 0 || n <= 0) return;
-    if (k <= 0 || alpha == 0) {
-        for (long i = 0; i < m; i++)
-            for (long j = 0; j < n; j++) c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j];
-        return;
-    }
+    if (k <= 0 || alpha == 0) { scaleOnly(m, n, beta, c, ldc); return; }
     long ncMax = n < ANC ? (n + NR - 1) / NR * NR : ANC, pairsMax = round16(((k < AKC ? k : AKC) + 1) / 2);
     long mcMax = m < AMC ? round16(m) : AMC;
     Buffers *buffers = threadBuffers();
