@@ -10,16 +10,22 @@ enum SVGChart {
 
     static let palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf"]
 
-    /// "Nice" tick values covering lo...hi (about `count` of them).
+    /// "Nice" tick values covering lo...hi (about `count` of them; [lo] for a range too narrow to step through).
     static func ticks(_ lo: Double, _ hi: Double, count: Int = 5) -> [Double] {
         guard hi > lo, lo.isFinite, hi.isFinite else { return [lo] }
         let raw = (hi - lo) / Double(count), magnitude = pow(10, floor(log10(raw)))
         let step = [1, 2, 5, 10].map { $0 * magnitude }.first { $0 >= raw } ?? raw
         var out: [Double] = []
+        // A step near the spacing of doubles (lo and hi a few ulps apart) would stop advancing.
+        guard step > 1e-12 * max(abs(lo), abs(hi)) else { return [lo] }
         var v = ceil(lo / step) * step
-        while v <= hi + step * 1e-9 { out.append(v); v += step }
+        while v <= hi + step * 1e-9 && out.count <= 2 * count + 2 { out.append(v); v += step }
         return out
     }
+
+    /// Whether a and b are the same value for a chart's axis: equal, or apart by rounding only (a val accuracy of 0.5
+    /// beside a kappa of 0.5000000000000001).
+    static func same(_ a: Double, _ b: Double) -> Bool { abs(b - a) <= 1e-9 * max(abs(a), abs(b)) }
 
     static func label(_ v: Double) -> String {
         if v == 0 { return "0" }
@@ -42,8 +48,8 @@ enum SVGChart {
         let left = 56.0, right = 12.0, top = 28.0, bottom = 40.0
         let plotW = Double(width) - left - right, plotH = Double(height) - top - bottom
         var x0 = all.map(\.x).min()!, x1 = all.map(\.x).max()!, y0 = all.map(\.y).min()!, y1 = all.map(\.y).max()!
-        if x1 == x0 { x0 -= 0.5; x1 += 0.5 }
-        if y1 == y0 { y0 -= abs(y0) * 0.1 + 0.05; y1 += abs(y1) * 0.1 + 0.05 }
+        if same(x0, x1) { x0 -= 0.5; x1 += 0.5 }
+        if same(y0, y1) { y0 -= abs(y0) * 0.1 + 0.05; y1 += abs(y1) * 0.1 + 0.05 }
         let pad = (y1 - y0) * 0.05
         y0 -= pad; y1 += pad
         func px(_ x: Double) -> Double { left + (x - x0) / (x1 - x0) * plotW }

@@ -44,6 +44,18 @@ struct ReportTests {
         #expect(!html.contains("src=\"http") && !html.contains("href=\"http") && !html.contains("@import"))
     }
 
+    /// Ranges one ulp wide (a val accuracy of 0.5 beside a kappa of 0.5000000000000001, both charted against time)
+    /// once made the tick loop run until memory ran out, killing gigapatch-train as it wrote its report.
+    @Test func chartsOfValuesApartByRoundingOnlyHaveFewTicks() {
+        #expect(SVGChart.ticks(0.5, 0.5.nextUp) == [0.5])
+        let unit = SVGChart.ticks(0, 1)
+        #expect(unit.count == 6 && unit.first == 0 && abs(unit.last! - 1) < 1e-12)
+        let svg = SVGChart.lineChart(title: "t", xLabel: "minutes", series: [
+            SVGChart.Series(name: "val accuracy", points: [(0.005, 0.5)], color: "#000"),
+            SVGChart.Series(name: "val kappa", points: [(0.005, 0.5000000000000001)], color: "#111")])
+        #expect(svg.contains("<polyline") && svg.components(separatedBy: "class=\"tick\"").count < 30)
+    }
+
     @Test func precisionAndRecallFromTheConfusionMatrix() {
         let pr = RunReport.precisionRecall([[5, 1, 0], [2, 3, 1], [0, 0, 0]])
         #expect(pr[0].precision == 5.0 / 7 && pr[0].recall == 5.0 / 6 && pr[2].recall == nil && pr[2].precision == 0)
