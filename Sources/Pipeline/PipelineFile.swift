@@ -35,6 +35,9 @@ public struct StageKind: Sendable, Equatable {
     public var cleanOnRedo: [Clean]
     /// Runs as the ranks of an MPI job when the pipeline or the stage names a `launcher` (ingest, train, predict).
     public var runsUnderLauncher = false
+    /// Options that bound one invocation and do not change what it makes (train's `time-limit`): left out of the
+    /// fingerprint, so changing them neither redoes the stage nor removes its work.
+    public var invocationOptions: [String] = []
 
     public struct Resume: Sendable, Equatable {
         public var option: String
@@ -66,7 +69,7 @@ public struct StageKind: Sendable, Equatable {
         StageKind(name: "split", executable: "gigapatch-split", inputs: ["manifest"], outputs: ["out"], sharedOutputs: ["db"]),
         StageKind(name: "train", executable: "gigapatch-train", inputs: ["init", "config"], outputs: ["out"], sharedOutputs: ["db"],
                   resume: Resume(option: "out", marker: "checkpoints/last.safetensors", flag: "--resume"),
-                  cleanOnRedo: [Clean(option: "out", suffixes: [""])]).parallel(),
+                  cleanOnRedo: [Clean(option: "out", suffixes: [""])]).parallel().invocation(["time-limit"]),
         StageKind(name: "predict", executable: "gigapatch-predict", inputs: ["checkpoint"], outputs: ["out"], sharedOutputs: ["db"]).parallel(),
         StageKind(name: "stain", executable: "gigapatch-stain", subcommand: ["fit"], inputs: ["slide"], outputs: ["out"], sharedOutputs: []),
         StageKind(name: "compare", executable: "gigapatch", subcommand: ["compare"], inputs: [], outputs: ["out"], sharedOutputs: []),
@@ -77,6 +80,16 @@ public struct StageKind: Sendable, Equatable {
         kind.runsUnderLauncher = true
         return kind
     }
+
+    func invocation(_ options: [String]) -> StageKind {
+        var kind = self
+        kind.invocationOptions = options
+        return kind
+    }
+
+    /// Exit status of a stage that stopped at its time limit with its work committed (gigapatch-train's
+    /// `--time-limit`); the next run of the pipeline continues it.
+    public static let timeLimitStatus: Int32 = 75
 
     public static func named(_ name: String) -> StageKind? { all.first { $0.name == name } }
 }
@@ -102,7 +115,12 @@ public struct PipelineStage: Sendable, Equatable {
     }
 
     /// The command-line arguments: `--key value`, `--key` for true, nothing for false, repeated for lists.
-    public var arguments: [String] {
+    public var arguments: [String] { arguments(of: options) }
+
+    /// The arguments that decide what the stage makes (all but its kind's invocation options): the fingerprint's.
+    public var fingerprintArguments: [String] { arguments(of: options.filter { !kind.invocationOptions.contains($0.key) }) }
+
+    func arguments(of options: [(key: String, value: OptionValue)]) -> [String] {
         options.flatMap { key, value -> [String] in
             switch value {
             case .text(let s): return ["--\(key)", s]

@@ -17,7 +17,7 @@ public struct FileRecord: Sendable, Equatable, Codable {
 public struct StageRecord: Sendable, Equatable, Codable {
     public var name: String
     public var stage: String
-    /// done | skipped (up to date) | failed | not-run (before --from, or after a failure)
+    /// done | skipped (up to date) | failed | stopped-at-time-limit (train: resumable, continued by the next run) | not-run (before --from, or after a failure)
     public var status: String
     public var reason: String?
     public var command: [String]
@@ -44,7 +44,7 @@ public struct RunManifest: Sendable, Codable {
     public var arguments: [String]
     public var started: String
     public var finished: String?
-    /// running | done | failed
+    /// running | done | failed | stopped-at-time-limit (the last stage run stopped at its time limit)
     public var status: String
     public var failedStage: String?
     public var stages: [StageRecord]
@@ -115,7 +115,7 @@ public final class PipelineRunner {
             let inputs = stage.kind.inputs.compactMap { key in stage.text(key).map { Fingerprint.record(option: key, path: $0) } }
             var hasher = Fingerprint.Hasher()
             hasher.add(stage.kind.name)
-            hasher.add(stage.arguments.joined(separator: "\u{1}"))
+            hasher.add(stage.fingerprintArguments.joined(separator: "\u{1}"))
             for input in inputs { hasher.add(input.path + ":" + input.hash) }
             hasher.add(previous)
             let fingerprint = hasher.hex
@@ -150,6 +150,7 @@ public final class PipelineRunner {
             if retry, let resume = stage.kind.resume, let folder = stage.text(resume.option),
                fm.fileExists(atPath: (folder as NSString).appendingPathComponent(resume.marker)) {
                 run.append(resume.flag)
+                record.command = run      // run.json says what ran
             }
             if dryRun {
                 log("[\(stage.name)] would run (\(record.reason!)): \(Self.shellLine(run))")
@@ -175,13 +176,18 @@ public final class PipelineRunner {
             } else {
                 record.status = "failed"
                 manifest.failedStage = stage.name
-                failure = PipelineError("stage '\(stage.name)' (\(stage.kind.executable)) failed with exit status \(status); see its message above. Fix the cause and run the pipeline again: it resumes from '\(stage.name)'.")
+                if status == StageKind.timeLimitStatus && stage.kind.resume != nil {
+                    record.status = "stopped-at-time-limit"
+                    failure = PipelineError("stage '\(stage.name)' stopped at its time-limit before the end of its schedule, its last epoch kept; run the pipeline again to continue it from there.")
+                } else {
+                    failure = PipelineError("stage '\(stage.name)' (\(stage.kind.executable)) failed with exit status \(status); see its message above. Fix the cause and run the pipeline again: it resumes from '\(stage.name)'.")
+                }
             }
             manifest.stages.append(record)
             try writeManifest(manifest)
         }
         manifest.finished = Self.now()
-        manifest.status = failure == nil ? "done" : "failed"
+        manifest.status = failure == nil ? "done" : manifest.stages.last?.status == "stopped-at-time-limit" ? "stopped-at-time-limit" : "failed"
         if !dryRun { try writeManifest(manifest) }
         if let failure { throw failure }
         return manifest

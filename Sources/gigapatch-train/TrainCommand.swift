@@ -13,12 +13,17 @@ struct TrainCommand: ParsableCommand {
             Every option can also be given in a YAML or JSON file (--config), named as here without the dashes \
             (augment: false for --no-augment). Later layers win: defaults, then the resumed run's options.json \
             (--resume), then the --config file, then the command line. RUNDIR gets options.json, metrics.jsonl, \
-            metrics.csv and checkpoints/{last,best}.safetensors (with optimizer state beside each).
+            metrics.csv and checkpoints/{last,best}.safetensors (with optimizer state beside each). \
+            Exit status: 0 when the schedule is done, 75 when --time-limit stopped it (continue with --resume), \
+            1 on an error.
             """)
 
     /// Parsed here for --help and to refuse bad command-line values at once; the run's options are then resolved
     /// from all layers (options.json, --config, the command line) by `TrainConfig.resolve`.
     @OptionGroup var options: TrainConfig
+
+    /// Exit status of a run stopped at `--time-limit` (sysexits' EX_TEMPFAIL: try again later).
+    static let timeLimitStatus: Int32 = 75
 
     func run() throws {
         let interactive = isatty(STDERR_FILENO) == 1
@@ -55,6 +60,13 @@ struct TrainCommand: ParsableCommand {
                 lines.append(String(format: "best checkpoint: %@ (epoch %d, val %@ %.4f)", best, epoch, config.selectBy.rawValue, score))
             }
             print(lines.joined(separator: "\n"))
+            if summary.stoppedAtTimeLimit {
+                // EX_TEMPFAIL: not finished, nothing wrong; a batch script or the pipeline runner resumes it.
+                FileHandle.standardError.write(Data("gigapatch-train: stopped at --time-limit after epoch \(summary.epochs.last?.epoch ?? 0) of \(summary.scheduledEpochs); continue with: gigapatch-train --resume --out \(summary.runDirectory)\n".utf8))
+                throw ExitCode(TrainCommand.timeLimitStatus)
+            }
+        } catch let exit as ExitCode {
+            throw exit
         } catch {
             if interactive && !quiet { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
             // A rank's error ends every rank (MPI_Abort), with the message naming the rank; one process just exits.

@@ -136,3 +136,33 @@ struct TrainConfigTests {
         try data.write(to: URL(fileURLWithPath: output))
     }
 }
+
+/// `--time-limit`: the forms it reads (units, Slurm's clock forms), the ones it refuses, and when an epoch may start.
+struct TimeLimitTests {
+    @Test(arguments: [("90m", 5400.0), ("1h30m", 5400), ("1.5h", 5400), ("5400s", 5400), ("2d", 172_800), ("45s", 45),
+                      ("30:00", 1800), ("1:30:00", 5400), ("2-00:00:00", 172_800), ("1-12", 129_600), ("1-0:30", 88_200),
+                      (" 10m ", 600)])
+    func readsDurations(text: String, seconds: Double) throws {
+        #expect(try #require(TimeLimit(argument: text)).seconds == seconds)
+    }
+
+    @Test(arguments: ["90", "", "m", "1x", "-5m", "1:2:3:4", "a:00", "1--2", "0s", "1h-", "1.2.3h"])
+    func refusesOthers(text: String) {
+        #expect(TimeLimit(argument: text) == nil, "'\(text)' should be refused")
+    }
+
+    @Test func anEpochStartsOnlyIfTheLongestSoFarStillFits() {
+        let limit = TimeLimit(seconds: 100)
+        #expect(limit.allowsEpoch(elapsed: 500, longestEpoch: nil))        // the first always runs
+        #expect(limit.allowsEpoch(elapsed: 60, longestEpoch: 40))
+        #expect(!limit.allowsEpoch(elapsed: 60.5, longestEpoch: 40))
+        #expect(limit.description == "0:01:40" && TimeLimit(seconds: 90_061).description == "25:01:01")
+    }
+
+    @Test func isReadFromTheCommandLineButNeverFromAFileOrSaved() throws {
+        let o = try TrainConfig.parse(["--time-limit", "1:00:00"])
+        #expect(o.timeLimit?.seconds == 3600)
+        #expect(!TrainConfig.keys.contains("time-limit") && o.mapping["time-limit"] == nil)
+        #expect(throws: (any Error).self) { try TrainConfig.parse(["--time-limit", "60"]) }
+    }
+}

@@ -163,6 +163,33 @@ struct TrainerTests {
         #expect(straight.epochs.map(\.trainLoss) == resumed.epochs.map(\.trainLoss))
     }
 
+    /// `--time-limit` stops at an epoch boundary once the next epoch would pass it (here after the first, which always
+    /// runs), with that epoch committed and the run marked interrupted; the limit is not saved with the run, and the
+    /// run resumed under a generous limit ends exactly as one that ran through.
+    @Test func timeLimitStopsBetweenEpochsAndTheResumedRunEndsAsOneThatRanThrough() throws {
+        let f = try TrainerFixture.positional(train: 4, val: 2)
+        var o = f.options("straight", epochs: 3)
+        let straight = try Trainer(options: o).run()
+        #expect(!straight.stoppedAtTimeLimit && straight.epochs.count == 3 && straight.scheduledEpochs == 3)
+
+        o.out = f.dir.file("limited")
+        o.timeLimit = TimeLimit(seconds: 0.001)
+        var lines: [String] = []
+        let stopped = try Trainer(options: o, log: { lines.append($0) }).run()
+        #expect(stopped.stoppedAtTimeLimit && stopped.epochs.count == 1 && stopped.scheduledEpochs == 3)
+        #expect(lines.contains { $0.contains("time limit 0:00:00 reached: stopped after epoch 1 of 3") && $0.contains("--resume") })
+        let index = try PatchIndex.existing(at: f.db)
+        #expect(try index.run(id: try #require(try index.runID(directory: absolute(o.out))))?.status == "interrupted")
+        let saved = try String(contentsOfFile: f.dir.file("limited/options.json"), encoding: .utf8)
+        #expect(!saved.contains("time-limit"), "the limit is this invocation's, not the run's")
+
+        o.timeLimit = TimeLimit(seconds: 3600)
+        let resumed = try Trainer(options: o).run(resume: true)
+        #expect(!resumed.stoppedAtTimeLimit && resumed.epochs.count == 3)
+        let a = try Safetensors.read(straight.lastCheckpoint).tensors, b = try Safetensors.read(resumed.lastCheckpoint).tensors
+        #expect(!a.isEmpty && a.allSatisfy { $0.value.data == b[$0.key]?.data }, "weights differ after a time-limited stop")
+    }
+
     /// Stopped in the middle of a curriculum's first stage and resumed, a run goes through the same stages and ends
     /// with the same weights as one that ran through; both low-pass views train.
     @Test(arguments: [LowPassMethod.resize, .fourier])

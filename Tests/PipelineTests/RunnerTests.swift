@@ -133,6 +133,40 @@ struct PipelineRunnerTests {
         #expect(manifest?.stages.map(\.status) == ["skipped", "done"])
     }
 
+    /// A train stage stopped by its --time-limit is reported as that (exit 75), not as a failure to fix, and the next
+    /// run continues it with --resume even under another limit: the limit is not in the fingerprint, so the run
+    /// folder is neither redone nor removed.
+    @Test func aTrainStageStoppedAtItsTimeLimitContinuesOnTheNextRun() throws {
+        let f = try PipelineFixture()
+        var text = try String(contentsOfFile: f.path, encoding: .utf8)
+        text = text.replacingOccurrences(of: "  size: 128\n", with: "  size: 128\n  limit: 0.001s\n")
+        text += """
+
+          - name: train
+            stage: train
+            options: {db: "${work}/index.sqlite", out: "${work}/train", backbone: tiny, latent: 8, head-features: 8, normalization: mnist,
+                      epochs: 2, batch-size: 4, sampling: 0.5, no-augment: true, workers: 1, time-limit: "${limit}"}
+        """
+        try text.write(toFile: f.path, atomically: true, encoding: .utf8)
+        let epochs = {
+            try String(contentsOfFile: f.dir.file("train/metrics.jsonl"), encoding: .utf8).split(separator: "\n").map { line in
+                (try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["epoch"] as? Int ?? -1
+            }
+        }
+        let (_, error) = try f.run()
+        #expect(error?.message.contains("stopped at its time-limit") == true, "\(error?.message ?? "no error")")
+        let stopped = try f.manifest()
+        #expect(stopped.status == "stopped-at-time-limit" && stopped.stages.last?.status == "stopped-at-time-limit")
+        #expect(stopped.stages.last?.exitStatus == 75)
+        #expect(try epochs() == [1])
+
+        let (manifest, again) = try f.run(["limit": "1h"])
+        #expect(again == nil, "\(again?.message ?? "")")
+        #expect(manifest?.stages.map(\.status) == ["skipped", "skipped", "done"])
+        #expect(manifest?.stages.last?.command.contains("--resume") == true, "continued, not redone")
+        #expect(try epochs() == [1, 2])
+    }
+
     @Test func runManifestRecordsWhatMadeTheResults() throws {
         let f = try PipelineFixture()
         _ = try f.run()

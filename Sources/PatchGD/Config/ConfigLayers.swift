@@ -123,8 +123,9 @@ extension Option: ParsedValue { var value: Any { wrappedValue } }
 extension Flag: ParsedValue { var value: Any { wrappedValue } }
 
 extension TrainConfig {
-    /// Keys that say how to read the options, not what the run is: never saved, never read from a file.
-    static let transientKeys: Set<String> = ["config", "resume"]
+    /// Keys that say how to read the options or how long this invocation may take, not what the run is: never
+    /// saved, never read from a file.
+    static let transientKeys: Set<String> = ["config", "resume", "time-limit"]
 
     /// Every option name a config file or options.json may hold.
     public static var keys: [String] {

@@ -240,6 +240,8 @@ public struct RunOptions: ParsableArguments, Sendable {
     @Flag(help: "Continue the run in --out from checkpoints/last.safetensors with the options saved there (options given again override them).")
     public var resume: Bool = false
     @Option(help: "Stop each epoch after this many mini-batches (quick trials).") public var limitBatches: Int?
+    @Option(help: ArgumentHelp("Wall-clock limit of this invocation (a batch job's allocation): no epoch starts that would end after it; the run stops with its last epoch committed and exit status 75, and --resume continues it. 90m, 1h30m, 5400s, or Slurm's H:MM:SS and D-HH:MM:SS. Not saved with the run.", valueName: "duration"))
+    public var timeLimit: TimeLimit?
     @Option(help: "Patches that cannot be read (corrupt tiles) are read as background and listed in RUNDIR/bad-patches.csv; the run stops when more than this fraction of its patches are bad.")
     public var maxBadPatches: Double = 0.01
     public init() {}

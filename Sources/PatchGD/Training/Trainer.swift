@@ -26,6 +26,10 @@ public struct TrainSummary: Sendable {
     public var bestScore: Double?
     public var lastCheckpoint: String
     public var bestCheckpoint: String?
+    /// The schedule's epochs; `epochs.count` is smaller when the run stopped early.
+    public var scheduledEpochs: Int
+    /// Stopped at `--time-limit` before the schedule's end (resumable with `--resume`).
+    public var stoppedAtTimeLimit: Bool
 }
 
 /// Runs `gigapatch-train`: loads the dataset from the patch index, trains PatchGD or GD, validates every epoch,
@@ -46,6 +50,8 @@ public final class Trainer {
     var stopAfterEpochs: Int?
     /// Tests: called at each step of an epoch's commit with the epoch number; throwing there is a kill at that point.
     var commitFault: ((RunDirectory.CommitPoint, Int) throws -> Void)?
+    /// Seconds on a monotonic clock; `--time-limit` measures this invocation with it.
+    var clock: () -> Double = { ProcessInfo.processInfo.systemUptime }
 
     /// The ranks of a data-parallel run (`.single`: this process alone). See `DataParallel`.
     let comm: Communicator
@@ -66,6 +72,7 @@ public final class Trainer {
     /// Trains; with `resume`, continues the run in `--out` from its last checkpoint.
     /// - Throws: `TrainingError` (bad options, empty splits, non-finite loss, ...), slide and weight errors naming the file.
     public func run(resume: Bool = false) throws -> TrainSummary {
+        let started = clock()
         try options.validateForRun()
         BLAS.configure()
         if options.workers > 0 { Parallel.threads = options.workers }
@@ -124,8 +131,10 @@ public final class Trainer {
         let ranks = parallel.isActive ? ", \(comm.size) ranks (\(comm.launcher ?? "mpi"))" : ""
         log("\(options.method.rawValue) \(options.backbone): \(train.count) training and \(val.count) validation slides, \(classes) classes, tiling \(data.tiling.id) (\(data.tiling.patchSize) px patches)\(ranks)")
         let runID = state.runID
+        var epochs = options.epochs, stoppedAtTimeLimit = false
         do {
-            let epochs = try trainEpochs(method, train: train, val: val, info: info, run: run, state: &state, history: &history)
+            (epochs, stoppedAtTimeLimit) = try trainEpochs(method, train: train, val: val, info: info, run: run, state: &state,
+                                                           history: &history, started: started)
             if comm.isRoot, let runID {
                 try index.finishRun(id: runID, status: state.epochsDone >= epochs ? "done" : "interrupted")
                 Self.writeReport(runDirectory: run.root, log: log)
@@ -135,7 +144,8 @@ public final class Trainer {
             throw error
         }
         return TrainSummary(runDirectory: run.root, epochs: history, bestEpoch: state.bestEpoch, bestScore: state.bestScore,
-                            lastCheckpoint: run.lastPath, bestCheckpoint: state.bestEpoch == nil ? nil : run.bestPath)
+                            lastCheckpoint: run.lastPath, bestCheckpoint: state.bestEpoch == nil ? nil : run.bestPath,
+                            scheduledEpochs: epochs, stoppedAtTimeLimit: stoppedAtTimeLimit)
     }
 
     /// Writes RUNDIR/report.html (learning curves, confusion matrix, provenance); a failure is reported, not fatal.
@@ -184,9 +194,11 @@ public final class Trainer {
         return (train, val)
     }
 
-    /// Trains from `state.epochsDone` to the end of the schedule (or `stopAfterEpochs`); returns the schedule's epoch count.
+    /// Trains from `state.epochsDone` to the end of the schedule (or `stopAfterEpochs`, or the epoch before
+    /// `--time-limit` would pass, counted from `started`); returns the schedule's epoch count and whether the time
+    /// limit stopped it.
     private func trainEpochs(_ method: TrainingMethod, train: [TrainingImage], val: [TrainingImage], info: CheckpointInfo, run: RunDirectory,
-                             state: inout TrainerState, history: inout [EpochMetrics]) throws -> Int {
+                             state: inout TrainerState, history: inout [EpochMetrics], started: Double) throws -> (epochs: Int, stoppedAtTimeLimit: Bool) {
         let schedule = try TrainingSchedule(options: options, trainCount: train.count)
         let badPatches = BadPatchLog()
         method.recordBadPatches(in: badPatches)
@@ -196,9 +208,20 @@ public final class Trainer {
             log("curriculum: \(c.stages.count) stages of equal compute, \(c.batches.map(String.init).joined(separator: "/")) mini-batches at \(c.stages.map { "\($0.resolution)" }.joined(separator: "/")) px (224 scale), \(schedule.epochs) epochs")
         }
         let keptMessage = { (done: Int) in "The last good checkpoint \(done > 0 ? run.lastPath + " (epoch \(done))" : "(none yet)") is kept; lower --lr or set --clip" }
-        var epochsThisRun = 0
+        var epochsThisRun = 0, longestEpoch: Double?
         let fault = ProcessInfo.processInfo.environment[Self.faultRankVariable]?.split(separator: ":").compactMap { Int($0) }
         for epoch in state.epochsDone ..< schedule.epochs {
+            if let limit = options.timeLimit {
+                // Every rank stops if any would: their clocks differ a little, and all must leave the loop together.
+                var over = limit.allowsEpoch(elapsed: clock() - started, longestEpoch: longestEpoch) ? 0.0 : 1.0
+                if parallel.isActive { over = try parallel.sum([over])[0] }
+                if over > 0 {
+                    let spent = TimeLimit(seconds: clock() - started), longest = TimeLimit(seconds: longestEpoch ?? 0)
+                    log("time limit \(limit) reached: stopped after epoch \(epoch) of \(schedule.epochs) (\(spent) spent, an epoch takes up to \(longest)); continue with --resume --out \(run.root)")
+                    return (schedule.epochs, true)
+                }
+            }
+            let epochStarted = clock()
             let reducedBefore = parallel.clock.seconds
             if let fault, fault.count == 2, fault[0] == comm.rank, fault[1] == epoch + 1 {
                 throw TrainingError("fault injected by \(Self.faultRankVariable) at epoch \(epoch + 1)", kind: .other)
@@ -294,9 +317,10 @@ public final class Trainer {
             // No rank starts the next epoch before this one's checkpoint is on disk: a failure later loses only that epoch.
             try comm.barrier()
             epochsThisRun += 1
+            longestEpoch = max(longestEpoch ?? 0, clock() - epochStarted)
             if let stop = stopAfterEpochs, epochsThisRun >= stop, epoch + 1 < schedule.epochs { break }
         }
-        return schedule.epochs
+        return (schedule.epochs, false)
     }
 
     /// `evaluate` with the images shared among the ranks; the metrics on rank 0, nil on the others.
