@@ -55,6 +55,28 @@ struct PatchReaderTests {
         #expect(reader.reads == 7)   // served by the prefetch
     }
 
+    /// Open slides are bounded (each OpenSlide handle keeps its own tile cache): past the limit the least recently
+    /// used one is closed, a slide read again is opened again, and the pixels do not change.
+    @Test func openSlidesStayBoundedAndReadTheSame() throws {
+        let dir = TemporaryDirectory()
+        let paths = try (0 ..< 5).map { i -> String in
+            let path = dir.file("s\(i).tiff")
+            try SyntheticSlide(width: 96, height: 96, blobs: [Blob(centerX: 20 + Double(i) * 12, centerY: 48, radiusX: 15, radiusY: 25)]).write(to: path)
+            return path
+        }
+        let at = { (i: Int) in PatchLocation(path: paths[i], level0X: 16, level0Y: 16, level: 0, readSize: 32) }
+        let bounded = PatchReader(patchSize: 32, normalization: .mnist, cacheCapacity: 0, openSlideLimit: 2)
+        let unbounded = PatchReader(patchSize: 32, normalization: .mnist, cacheCapacity: 0, openSlideLimit: 100)
+        for i in [0, 1, 0, 2, 3, 0, 4, 1] {
+            let a = try bounded.read([at(i)]), b = try unbounded.read([at(i)])
+            #expect((0 ..< a.count).allSatisfy { a.pointer[$0] == b.pointer[$0] }, "slide \(i) reads differently after reopening")
+            #expect(bounded.openSlides.now <= 2)
+        }
+        // 8 reads of 5 slides with room for 2: 7 opens (only the second read of 0, right after 1, finds it open).
+        #expect(bounded.openSlides.opened == 7)
+        #expect(unbounded.openSlides.now == 5 && unbounded.openSlides.opened == 5)
+    }
+
     @Test func missingSlideIsNamed() throws {
         let reader = PatchReader(patchSize: 16, normalization: .mnist)
         let error = try #require(throws: SlideError.self) {
