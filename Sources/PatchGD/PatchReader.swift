@@ -201,6 +201,30 @@ public final class BadPatchLog: @unchecked Sendable {
         lock.withLock { if errors[location] == nil { errors[location] = text } }
     }
 
+    /// One entry as sent between ranks.
+    struct Entry: Codable {
+        var path: String
+        var x: Int, y: Int, level: Int, size: Int
+        var error: String
+    }
+
+    /// The entries as bytes, for another rank's `merge`.
+    func encoded() throws -> [UInt8] {
+        let entries = lock.withLock { errors.map { Entry(path: $0.key.path, x: $0.key.region.level0X, y: $0.key.region.level0Y, level: $0.key.region.level, size: $0.key.readSize, error: $0.value) } }
+        return Array(try JSONEncoder().encode(entries))
+    }
+
+    /// Adds another log's `encoded` entries; a patch recorded by both keeps this log's error.
+    func merge(encoded bytes: [UInt8]) throws {
+        let entries = try JSONDecoder().decode([Entry].self, from: Data(bytes))
+        lock.withLock {
+            for e in entries {
+                let location = PatchLocation(path: e.path, level0X: e.x, level0Y: e.y, level: e.level, readSize: e.size)
+                if errors[location] == nil { errors[location] = e.error }
+            }
+        }
+    }
+
     /// path, level0_x, level0_y, level, read_size, error, sorted.
     public var csv: String {
         let rows = lock.withLock { errors.sorted { ($0.key.path, $0.key.region.level0Y, $0.key.region.level0X) < ($1.key.path, $1.key.region.level0Y, $1.key.region.level0X) } }

@@ -146,6 +146,31 @@ import Testing
 
     /// Prediction on 2 ranks writes the file and rows one process writes (slides shared by the work queue), for
     /// slides of the index and for new slides ingested on the way.
+    /// Unreadable patches found on every rank are listed in bad-patches.csv and counted in the metrics as one process
+    /// lists and counts them (rank 0 used to write its own alone). Every training slide is damaged, so both ranks
+    /// read bad patches whatever the batch order.
+    @Test(.disabled(if: skip, "needs Open MPI (scripts/setup --tests installs it)"))
+    func badPatchesOfEveryRankAreListed() throws {
+        let f = try TrainerFixture.corruptTiles(damaged: [0, 1, 2])
+        var o = f.options("one", epochs: 1)
+        o.maxBadPatches = 0.9
+        o.workers = 1
+        try o.json().write(toFile: f.dir.file("one.json"), atomically: true, encoding: .utf8)
+        let one = try Executables.run("train", ["--config", f.dir.file("one.json")])
+        #expect(one.status == 0, "\(one.errors)")
+        o.out = f.dir.file("two")
+        let two = try Self.mpiTrain(2, o)
+        #expect(two.status == 0, "\(two.errors)")
+        let list = { (run: String) in try String(contentsOfFile: f.dir.file("\(run)/bad-patches.csv"), encoding: .utf8).split(separator: "\n") }
+        let a = try list("one"), b = try list("two")
+        #expect(Set(a.dropFirst().map { $0.split(separator: ",")[0] }).count == 3, "every damaged slide listed: \(a)")
+        #expect(a == b)
+        let counted = { (run: String) in
+            try JSONDecoder().decode(EpochMetrics.self, from: Data(try String(contentsOfFile: f.dir.file("\(run)/metrics.jsonl"), encoding: .utf8).utf8)).badPatches
+        }
+        #expect(try counted("one") == a.count - 1 && counted("two") == a.count - 1)
+    }
+
     @Test(.disabled(if: skip, "needs Open MPI (scripts/setup --tests installs it)"))
     func twoRanksPredictWhatOneProcessPredicts() throws {
         let f = try TrainerFixture.positional(train: 4, val: 5)

@@ -133,20 +133,7 @@ struct TrainerReliabilityTests {
     /// trains: the bad patches are read as background, counted in the metrics and listed; past --max-bad-patches the
     /// run stops with a message naming the list.
     @Test func corruptTilesAreSkippedAndCounted() throws {
-        let f = TrainerFixture()
-        try FileManager.default.createDirectory(atPath: f.dir.file("slides"), withIntermediateDirectories: true)
-        var rows = ["slide,label,split"]
-        for i in 0 ..< 4 {
-            let blob = Blob(centerX: i % 2 == 0 ? 128 : 384, centerY: 256, radiusX: 100, radiusY: 100)
-            try SyntheticSlide(width: 512, height: 512, blobs: [blob]).write(to: f.dir.file("slides/s\(i).tiff"))
-            rows.append("slides/s\(i).tiff,\(i % 2),\(i < 3 ? "train" : "val")")
-        }
-        #expect(try CorruptTIFF.damageTiles(f.dir.file("slides/s1.tiff"), tiles: [1, 3]) == 2)
-        try (rows.joined(separator: "\n") + "\n").write(toFile: f.dir.file("manifest.csv"), atomically: true, encoding: .utf8)
-        var settings = try IngestSettings.preset("ultramnist")
-        settings.patchSize = 64
-        settings.maskMaxSize = 128   // the tissue map from level 2; level 0's damage is found only when patches are read
-        try f.ingest(manifest: f.dir.file("manifest.csv"), settings: settings)
+        let f = try TrainerFixture.corruptTiles(damaged: [1])
 
         // Trained in child processes, as a user runs it: the damaged reads stay out of the test process.
         try #require(Executables.directory != nil, "build the executables first (scripts/test does)")

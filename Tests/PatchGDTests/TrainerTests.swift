@@ -56,6 +56,26 @@ struct TrainerFixture {
         return f
     }
 
+    /// Four 512 x 512 slides (s0-s2 train, s3 val), two level-0 tiles of each slide in `damaged` made unreadable;
+    /// the tissue map comes from level 2, so the damage is found only when patches are read.
+    static func corruptTiles(damaged: [Int]) throws -> TrainerFixture {
+        let f = TrainerFixture()
+        try FileManager.default.createDirectory(atPath: f.dir.file("slides"), withIntermediateDirectories: true)
+        var rows = ["slide,label,split"]
+        for i in 0 ..< 4 {
+            let blob = Blob(centerX: i % 2 == 0 ? 128 : 384, centerY: 256, radiusX: 100, radiusY: 100)
+            try SyntheticSlide(width: 512, height: 512, blobs: [blob]).write(to: f.dir.file("slides/s\(i).tiff"))
+            rows.append("slides/s\(i).tiff,\(i % 2),\(i < 3 ? "train" : "val")")
+        }
+        for i in damaged { #expect(try CorruptTIFF.damageTiles(f.dir.file("slides/s\(i).tiff"), tiles: [1, 3]) == 2) }
+        try (rows.joined(separator: "\n") + "\n").write(toFile: f.dir.file("manifest.csv"), atomically: true, encoding: .utf8)
+        var settings = try IngestSettings.preset("ultramnist")
+        settings.patchSize = 64
+        settings.maskMaxSize = 128
+        try f.ingest(manifest: f.dir.file("manifest.csv"), settings: settings)
+        return f
+    }
+
     func ingest(manifest: String, settings: IngestSettings) throws {
         let request = IngestRequest(slidesDirectory: nil, manifestPath: manifest, databasePath: db, dataset: "test", settings: settings, workers: 2)
         let summary = try IngestStage.run(request, log: { _ in }, progress: { _, _, _ in })

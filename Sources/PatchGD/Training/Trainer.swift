@@ -249,7 +249,8 @@ public final class Trainer {
                     throw TrainingError("non-finite loss (\(tally[0] / Double(batch.count))) at epoch \(epoch + 1), batch \(b + 1) (slides \(batch.map(\.key).joined(separator: ", "))); stopped. \(keptMessage(state.epochsDone))", kind: .diverged)
                 }
                 if tally[3] > options.maxBadPatches * Double(totalPatches) {
-                    try? atomicWrite(badPatches.csv, to: run.badPatchesPath)
+                    // Every rank is here (the tally is summed): the list is every rank's, written once.
+                    if let all = try gathered(badPatches) { try? atomicWrite(all.csv, to: run.badPatchesPath) }
                     throw TrainingError("\(Int(tally[3])) of the run's \(totalPatches) patches could not be read (more than --max-bad-patches \(options.maxBadPatches)); they are listed in \(run.badPatchesPath). Check those slides with gigapatch-inspect, re-scan or drop them, or raise --max-bad-patches", kind: .badData)
                 }
                 lossSum += tally[0]
@@ -289,9 +290,9 @@ public final class Trainer {
             metrics.seconds = Date().timeIntervalSince(start)
             metrics.patchesPerSecond = Double(units) / max(1e-9, metrics.seconds)
             metrics.peakRSSMB = peakResidentMiB()
-            if badPatches.count > 0 && comm.isRoot {
-                metrics.badPatches = badPatches.count
-                try atomicWrite(badPatches.csv, to: run.badPatchesPath)
+            if let all = try gathered(badPatches), all.count > 0 {
+                metrics.badPatches = all.count
+                try atomicWrite(all.csv, to: run.badPatchesPath)
             }
             if parallel.isActive {
                 metrics.ranks = comm.size
@@ -321,6 +322,16 @@ public final class Trainer {
             if let stop = stopAfterEpochs, epochsThisRun >= stop, epoch + 1 < schedule.epochs { break }
         }
         return (schedule.epochs, false)
+    }
+
+    /// Every rank's unreadable patches in one log on rank 0 (nil on the others; the log itself in one process).
+    /// Every rank must call it at the same point.
+    func gathered(_ log: BadPatchLog) throws -> BadPatchLog? {
+        guard parallel.isActive else { return log }
+        guard let parts = try comm.gather(try log.encoded()) else { return nil }
+        let all = BadPatchLog()
+        for part in parts { try all.merge(encoded: part) }
+        return all
     }
 
     /// `evaluate` with the images shared among the ranks; the metrics on rank 0, nil on the others.
