@@ -7,7 +7,7 @@
 #                          pretrain stage, made once on 2026-12-06; rerunning it on another CPU gives other weights)
 #   queue                  the runs, one a line: NAME OPTIONS... (added to the common options below)
 #   state/NAME/            each run's options.json, metrics.jsonl, metrics.csv and last checkpoint with its optimizer
-#                          state: exactly what `gigapatch-train --resume` needs
+#                          state: exactly what `gigapatch-train --resume` needs (a finished run keeps its weights only)
 #
 # usage: experiments/issue16/run.sh [--hours H] [--lanes N] [--work DIR] [--queue FILE] [--state DIR] [--save]
 #   Regenerates the data (seeded; checked against data.sha256), then runs the queue in N lanes (default 2, one core
@@ -65,7 +65,9 @@ save() {
     optimizer=$(python3 -c "import json,struct,sys; f=open(sys.argv[1],'rb'); n=struct.unpack('<Q',f.read(8))[0]; print(json.loads(f.read(n))['__metadata__']['optimizer_file'])" "$run/checkpoints/last.safetensors")
     rm -rf "$dest.tmp" && mkdir -p "$dest.tmp/checkpoints"
     cp "$run/options.json" "$run/metrics.jsonl" "$run/metrics.csv" "$dest.tmp/"
-    cp "$run/checkpoints/last.safetensors" "$run/checkpoints/$optimizer" "$dest.tmp/checkpoints/"
+    cp "$run/checkpoints/last.safetensors" "$dest.tmp/checkpoints/"
+    # A finished run never resumes: its final weights are kept, its optimizer state (twice their size) is not.
+    [ "$(epochs_done "$run")" -ge 20 ] || cp "$run/checkpoints/$optimizer" "$dest.tmp/checkpoints/"
     rm -rf "$dest" && mv "$dest.tmp" "$dest"
 }
 
