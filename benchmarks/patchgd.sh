@@ -10,8 +10,9 @@ cd "$(dirname "$0")/.."
 what="${1:-all}"
 threads="$(nproc)"
 venv="${GIGAPATCH_TORCH_VENV:-.build-torch-venv}"
-swift build -c release --product gigapatch-bench >/dev/null
-bench=.build/release/gigapatch-bench
+source benchmarks/common.sh
+bench_build gigapatch-bench
+bench=$bin/gigapatch-bench
 echo "# $(date -u +%Y-%m-%d) $(uname -m), $threads cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 if [ "$what" = speed ] || [ "$what" = all ]; then
     if [ ! -x "$venv/bin/python" ]; then

@@ -15,13 +15,13 @@ slide="${1:-../shared/data/slides/openslide/tcga-cr-7395-01a-01-ts1.svs}"
 rounds="${2:-3}"
 caches="${3:-4096}"
 [ -f "$slide" ] || { echo "benchmarks/stain.sh: no slide at $slide; give an H&E slide" >&2; exit 1; }
-swift build -c release --product gigapatch-bench >/dev/null
-swift build -c release --product gigapatch-stain >/dev/null
-bench=.build/release/gigapatch-bench
+source benchmarks/common.sh
+bench_build gigapatch-bench gigapatch-stain
+bench=$bin/gigapatch-bench
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-.build/release/gigapatch-stain fit --slide "$slide" --method macenko --out "$work/macenko.json" >/dev/null
-.build/release/gigapatch-stain fit --slide "$slide" --method reinhard --out "$work/reinhard.json" >/dev/null
+$bin/gigapatch-stain fit --slide "$slide" --method macenko --out "$work/macenko.json" >/dev/null
+$bin/gigapatch-stain fit --slide "$slide" --method reinhard --out "$work/reinhard.json" >/dev/null
 echo "# $(date -u +%Y-%m-%d) $(uname -m), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 $bench stain --slide "$slide" --patch 64 --count 1024
 $bench patchgd --size 3520 --patch 64 --backbone tiny --sampling 0.125

