@@ -53,7 +53,8 @@ struct TrainCommand: ParsableCommand {
         }, communicator: comm)
         do {
             let summary = try trainer.run(resume: config.resume)
-            if quiet { return }
+            // Every rank stops at the time limit together and exits with its status; rank 0 alone says so.
+            if quiet { if summary.stoppedAtTimeLimit { throw ExitCode(TrainCommand.timeLimitStatus) } else { return } }
             if interactive { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
             var lines = ["run: \(summary.runDirectory)", "last checkpoint: \(summary.lastCheckpoint)"]
             if let best = summary.bestCheckpoint, let epoch = summary.bestEpoch, let score = summary.bestScore {
