@@ -61,6 +61,8 @@ epochs_done() { if [ -f "$1/metrics.jsonl" ]; then grep -c '"epoch"' "$1/metrics
 save() {
     local name="$1" run="$work/$1" dest="$state/$1"
     [ -f "$run/checkpoints/last.safetensors" ] || return 0
+    # Never replace a copy that holds more epochs (a work folder started again on another machine).
+    [ "$(epochs_done "$run")" -ge "$(epochs_done "$dest")" ] || return 0
     local optimizer
     optimizer=$(python3 -c "import json,struct,sys; f=open(sys.argv[1],'rb'); n=struct.unpack('<Q',f.read(8))[0]; print(json.loads(f.read(n))['__metadata__']['optimizer_file'])" "$run/checkpoints/last.safetensors")
     rm -rf "$dest.tmp" && mkdir -p "$dest.tmp/checkpoints"
