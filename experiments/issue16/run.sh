@@ -41,20 +41,6 @@ mnist="${GIGAPATCH_MNIST:-$repo/../shared/data/mnist}"
 deadline=$(( $(date +%s) + $(awk -v h="$hours" 'BEGIN { printf "%d", h * 3600 }') ))
 mkdir -p "$work"
 
-# The data of pipelines/ultramnist-pretrained-head.yaml's generate and ingest stages (seed 1: 4000 / 300 images);
-# both skip work already done, so a second call costs seconds.
-"$bin/gigapatch-ultramnist" --mnist "$mnist" --out "$work/data" --preset patchgd --scale 1...4 --seed 1 --size 256 \
-    --test 0 --train 400 --val 30 > "$work/generate.log" 2>&1
-"$bin/gigapatch-ingest" --dataset ultramnist --db "$work/index.sqlite" --manifest "$work/data/manifest.csv" \
-    --patch-size 64 --preset ultramnist > "$work/ingest.log" 2>&1
-# The images, their digits, scales, places and labels must be the ones every earlier run saw.
-data_hash() { (cd "$work/data" && { cat manifest.csv; find images -type f | sort | xargs sha256sum; } | sha256sum | cut -d' ' -f1); }
-[ "$(data_hash)" = "$(cat "$here/data.sha256")" ] ||
-    { echo "$work/data differs from the experiment's data (data.sha256): the generator or MNIST changed; do not mix these runs" >&2; exit 1; }
-
-common=(--db "$work/index.sqlite" --init "$here/pretrain.safetensors" --backbone tiny --normalization mnist --epochs 20
-        --batch-size 16 --lr 0.002 --warmup 1 --no-augment --select-by accuracy --bn-recalibration 10 --workers 1)
-
 epochs_done() { if [ -f "$1/metrics.jsonl" ]; then grep -c '"epoch"' "$1/metrics.jsonl" || true; else echo 0; fi; }
 
 # Copies a run's committed state (the files --resume reads) into state/NAME, replacing the previous copy whole.
@@ -82,6 +68,28 @@ restore() {
     fi
 }
 
+if [ "$only_save" = 1 ]; then
+    while read -r name _; do
+        [ -z "$name" ] || [ "${name:0:1}" = "#" ] || save "$name"
+    done < "$queue"
+    python3 "$here/summary.py" "$state"
+    exit 0
+fi
+
+# The data of pipelines/ultramnist-pretrained-head.yaml's generate and ingest stages (seed 1: 4000 / 300 images);
+# both skip work already done, so a second call costs seconds.
+"$bin/gigapatch-ultramnist" --mnist "$mnist" --out "$work/data" --preset patchgd --scale 1...4 --seed 1 --size 256 \
+    --test 0 --train 400 --val 30 > "$work/generate.log" 2>&1
+"$bin/gigapatch-ingest" --dataset ultramnist --db "$work/index.sqlite" --manifest "$work/data/manifest.csv" \
+    --patch-size 64 --preset ultramnist > "$work/ingest.log" 2>&1
+# The images, their digits, scales, places and labels must be the ones every earlier run saw.
+data_hash() { (cd "$work/data" && { cat manifest.csv; find images -type f | sort | xargs sha256sum; } | sha256sum | cut -d' ' -f1); }
+[ "$(data_hash)" = "$(cat "$here/data.sha256")" ] ||
+    { echo "$work/data differs from the experiment's data (data.sha256): the generator or MNIST changed; do not mix these runs" >&2; exit 1; }
+
+common=(--db "$work/index.sqlite" --init "$here/pretrain.safetensors" --backbone tiny --normalization mnist --epochs 20
+        --batch-size 16 --lr 0.002 --warmup 1 --no-augment --select-by accuracy --bn-recalibration 10 --workers 1)
+
 # One lane: claims queued runs in order (a folder per claim), runs each to the end or to the deadline.
 lane() {
     local id="$1"
@@ -105,13 +113,6 @@ lane() {
     done < "$queue"
 }
 
-if [ "$only_save" = 1 ]; then
-    while read -r name _; do
-        [ -z "$name" ] || [ "${name:0:1}" = "#" ] || save "$name"
-    done < "$queue"
-    python3 "$here/summary.py" "$state"
-    exit 0
-fi
 rm -rf "$work"/.claim-*
 for i in $(seq 1 "$lanes"); do lane "$i" & done
 wait
