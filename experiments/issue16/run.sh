@@ -6,8 +6,9 @@
 #   pretrain.safetensors   the tiny encoder every run starts from (pipelines/ultramnist-pretrained-head.yaml's
 #                          pretrain stage, made once on 2026-12-06; rerunning it on another CPU gives other weights)
 #   queue                  the runs, one a line: NAME OPTIONS... (added to the common options below)
-#   state/NAME/            each run's options.json, metrics.jsonl, metrics.csv and last checkpoint with its optimizer
-#                          state: exactly what `gigapatch-train --resume` needs (a finished run keeps its weights only)
+#   state/NAME/            each run's options.json, metrics.jsonl and metrics.csv (tracked), and its last checkpoint
+#                          with optimizer state (checkpoints/, not tracked: the repository takes no file over 2 MiB),
+#                          so a run resumes on the machine that holds state/, and starts again on a new one
 #
 # usage: experiments/issue16/run.sh [--hours H] [--lanes N] [--work DIR] [--queue FILE] [--state DIR] [--save]
 #   Regenerates the data (seeded; checked against data.sha256), then runs the queue in N lanes (default 2, one core
@@ -62,7 +63,7 @@ save() {
 # Restores state/NAME into the work folder when the work folder has less (a new machine).
 restore() {
     local name="$1" run="$work/$1" src="$state/$1"
-    [ -d "$src" ] || return 0
+    [ -f "$src/checkpoints/last.safetensors" ] || return 0
     if [ "$(epochs_done "$src")" -gt "$(epochs_done "$run")" ]; then
         rm -rf "$run" && mkdir -p "$run" && cp -r "$src/." "$run/"
     fi
