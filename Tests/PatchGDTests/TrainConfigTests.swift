@@ -36,6 +36,18 @@ struct TrainConfigTests {
         #expect(d.maxGrid == 64 && d.oversize == .crop && d.augment && d.cacheSize == 4096 && d.fillChunk == 64 && d.curriculum == .none)
     }
 
+    /// Warm-up defaults to one epoch when the backbone starts from --init weights (without it the demo's pretrained
+    /// encoder collapsed, EXPERIMENTS.md), to none otherwise; an explicit --warmup always wins, 0 included.
+    @Test(arguments: [([String](), 0.0), (["--init", "encoder.safetensors"], 1.0),
+                      (["--init", "encoder.safetensors", "--warmup", "0"], 0.0), (["--warmup", "2.5"], 2.5)])
+    func warmUpDefaultFollowsInit(arguments: [String], expected: Double) throws {
+        let o = try TrainConfig.parse(arguments)
+        #expect(o.effectiveWarmup == expected)
+        // options.json keeps what was given, so a resumed run derives the same warm-up.
+        let again = try TrainConfig.parse(try OptionMapping.arguments(o.mapping, allowed: TrainConfig.keys, source: "test"))
+        #expect(again.effectiveWarmup == expected)
+    }
+
     /// defaults < resumed run's options.json < --config file < command line.
     @Test func layersFollowThePrecedence() throws {
         let dir = TemporaryDirectory()

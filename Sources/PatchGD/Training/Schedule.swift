@@ -35,7 +35,7 @@ struct TrainingSchedule {
         }
         scheduleKind = options.schedule
         // Warm-up is given in epochs of the plain run; as a fraction of the compute it is the same with a curriculum.
-        warmup = min(1, options.warmup / Double(options.epochs))
+        warmup = min(1, options.effectiveWarmup / Double(options.epochs))
         seed = options.seed
         lowPass = options.lowPass
         augmentation = options.optimization.augmentationSettings

@@ -124,6 +124,7 @@ public final class Trainer {
             } else if let initial = options.initWeights {
                 try Self.initialise(method.parts[0].model, from: initial)
                 log("backbone initialised from \(initial) (final projection kept new)")
+                if options.warmup == nil { log("warm-up: 1 epoch, the default with --init (--warmup 0 turns it off)") }
             }
             state.runID = try run.beginRun(index: index, datasetID: data.datasetID, state: state, options: options)
         }
