@@ -55,6 +55,10 @@ let package = Package(
         // functions are compiled for AVX-512, callers check the CPU at run time.
         .target(name: "CBF16", cSettings: [.unsafeFlags(["-O3"])]),
 
+        // oneDNN's direct bfloat16 convolutions, loaded with dlopen when present (own C code over oneDNN 2.x's C API;
+        // its headers, from libdnnl-dev, are needed at build time for the support to be compiled in).
+        .target(name: "CDNNL", linkerSettings: [.linkedLibrary("dl")]),
+
         // Open MPI, loaded with dlopen only under a launcher (own C code: the few calls Gigapatch makes, Open MPI's ABI).
         .target(name: "CMPI", linkerSettings: [.linkedLibrary("dl")]),
 
@@ -70,7 +74,7 @@ let package = Package(
         .target(name: "Manifests", swiftSettings: strict),
 
         // Pure compute: tensors, layers, models, optimizers, safetensors. No slide or database I/O.
-        .target(name: "NN", dependencies: ["CBLAS", "CBF16", "Seeded", "Basics"], swiftSettings: numeric),
+        .target(name: "NN", dependencies: ["CBLAS", "CBF16", "CDNNL", "Seeded", "Basics"], swiftSettings: numeric),
 
         // Stages.
         // The training configuration is declared once as argument-parser option groups (TrainConfig), read from the

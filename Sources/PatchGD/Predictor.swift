@@ -121,6 +121,7 @@ public enum Predictor {
         BLAS.configure()
         if options.compute.workers > 0 { Parallel.threads = options.compute.workers }
         if let note = BFloat16.resolve(options.compute.precision).note, comm.isRoot { log("note: \(note)") }
+        if let note = OneDNN.note(for: BFloat16.resolve(options.compute.precision).precision), comm.isRoot { log(note) }
         guard FileManager.default.fileExists(atPath: options.checkpoint) else {
             throw TrainingError("\(options.checkpoint): no such checkpoint; give RUNDIR/checkpoints/best.safetensors or last.safetensors", kind: .missingFile)
         }

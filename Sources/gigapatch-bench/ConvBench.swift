@@ -6,7 +6,7 @@ import Seeded
 /// `gigapatch-bench conv ...`: one convolution layer's forward and backward, by each algorithm that applies.
 struct ConvBench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "conv", abstract: "Time one convolution's forward and backward, Winograd against unrolled (im2col + GEMM); a JSON line per algorithm.")
+        commandName: "conv", abstract: "Time one convolution's forward and backward, Winograd against unrolled (im2col + GEMM), and in bf16 oneDNN where installed; a JSON line per algorithm.")
     @Option(name: .customLong("in"), help: "Input channels.") var inChannels: Int = 64
     @Option(name: .customLong("out"), help: "Output channels.") var outChannels: Int = 64
     @Option(help: "Input side in pixels.") var size: Int = 32
@@ -23,12 +23,15 @@ struct ConvBench: ParsableCommand {
         var rng = SplitMix64(seed: 5)
         let x = Tensor(shape: [batch, inChannels, size, size],
                        values: (0 ..< batch * inChannels * size * size).map { _ in Float.random(in: -1 ... 1, using: &rng) })
-        for winograd in [true, false] {
+        let resolved = BFloat16.resolve(precision).precision
+        // oneDNN (bf16 only, where installed; with the conversions from and to float32 NCHW), then the own kernels.
+        for algorithm in (resolved == .bf16 && OneDNN.isAvailable ? ["onednn"] : []) + ["winograd", "unrolled"] {
             let store = ParameterStore()
             let conv = Conv2d(store, "conv", in: inChannels, out: outChannels, kernel: kernel, stride: stride, padding: kernel / 2, bias: false)
-            conv.winograd = winograd ? .always : .never
+            conv.winograd = algorithm == "winograd" ? .always : .never
+            conv.oneDNN = algorithm == "onednn"
             store.finalize(seed: 1)
-            let ctx = Context(training: true, precision: BFloat16.resolve(precision).precision)
+            let ctx = Context(training: true, precision: resolved)
             let (ho, wo) = conv.outputSize(h: size, w: size)
             let dy = Tensor(shape: [batch, outChannels, ho, wo], values: (0 ..< batch * outChannels * ho * wo).map { _ in Float.random(in: -1 ... 1, using: &rng) })
             var forward = 0.0, backward = 0.0
@@ -44,7 +47,7 @@ struct ConvBench: ParsableCommand {
             }
             let flops = 2.0 * Double(batch * outChannels * ho * wo * inChannels * kernel * kernel)
             let line: [String: Any] = [
-                "algorithm": conv.usesWinograd(h: size, w: size) ? "winograd" : "unrolled",
+                "algorithm": conv.oneDNNImplementation.map { "onednn \($0)" } ?? (conv.usesWinograd(h: size, w: size) ? "winograd" : "unrolled"),
                 "in": inChannels, "out": outChannels, "size": size, "batch": batch, "kernel": kernel, "stride": stride, "threads": threads,
                 "precision": ctx.precision.rawValue, "forward_ms": forward / Double(steps) * 1000, "backward_ms": backward / Double(steps) * 1000,
                 "forward_gflops_equivalent": flops * Double(steps) / forward / 1e9,

@@ -59,7 +59,7 @@ struct EngineOptions: ParsableArguments {
         let line: [String: Any] = ["model": model, "mode": mode, "size": size, "batch": batch, "threads": threads, "steps": steps,
                                    "images_per_s": Double(batch * steps) / seconds, "seconds_per_step": seconds / Double(steps),
                                    "peak_rss_mb": peakResidentMiB(), "blas_core": BLAS.coreName,
-                                   "precision": resolved.rawValue]
+                                   "precision": resolved.rawValue, "bf16_convolutions": resolved == .bf16 ? OneDNN.summary : "none"]
         print(String(decoding: try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys]), as: UTF8.self))
     }
 }

@@ -121,24 +121,34 @@ struct BFloat16LayerTests {
         let make: (ParameterStore) -> Layer
         /// Relative bound in units of 2^-8 (1 for plain products; 2 for Winograd, whose transforms can widen it: measured within 1).
         var units: Double = 1
+        /// The case runs on oneDNN's convolutions (skipped where they are not available); the others on the own kernels.
+        var oneDNN = false
         var description: String { name }
     }
 
     static let cases: [Case] = [
         Case(name: "conv 3x3 Winograd (16 x 16)", input: [2, 8, 16, 16], make: {
-            let c = Conv2d($0, "c", in: 8, out: 16, kernel: 3, padding: 1); c.winograd = .always; return c }, units: 2),
+            let c = Conv2d($0, "c", in: 8, out: 16, kernel: 3, padding: 1); c.winograd = .always; c.oneDNN = false; return c }, units: 2),
         Case(name: "conv 3x3 unrolled per image (16 x 16)", input: [2, 8, 16, 16], make: {
-            let c = Conv2d($0, "c", in: 8, out: 16, kernel: 3, padding: 1); c.winograd = .never; return c }),
-        Case(name: "conv 3x3 s2 batch path", input: [3, 6, 9, 9], make: { Conv2d($0, "c", in: 6, out: 10, kernel: 3, stride: 2, padding: 1) }),
+            let c = Conv2d($0, "c", in: 8, out: 16, kernel: 3, padding: 1); c.winograd = .never; c.oneDNN = false; return c }),
+        Case(name: "conv 3x3 s2 batch path", input: [3, 6, 9, 9], make: {
+            let c = Conv2d($0, "c", in: 6, out: 10, kernel: 3, stride: 2, padding: 1); c.oneDNN = false; return c }),
         Case(name: "conv 1x1 pointwise per image", input: [2, 12, 16, 17], make: { Conv2d($0, "c", in: 12, out: 20, kernel: 1, bias: false) }),
         Case(name: "conv 3x3 grouped", input: [2, 8, 6, 6], make: { Conv2d($0, "c", in: 8, out: 8, kernel: 3, padding: 1, groups: 2) }),
         Case(name: "conv 7x7 s2 stem", input: [2, 3, 32, 32], make: { Conv2d($0, "c", in: 3, out: 16, kernel: 7, stride: 2, padding: 3, bias: false) }),
+        Case(name: "conv 3x3 oneDNN (16 x 16)", input: [2, 8, 16, 16], make: { Conv2d($0, "c", in: 8, out: 16, kernel: 3, padding: 1) },
+             oneDNN: true),
+        Case(name: "conv 3x3 s2 oneDNN with bias (9 x 11)", input: [3, 8, 9, 11], make: {
+            Conv2d($0, "c", in: 8, out: 10, kernel: 3, stride: 2, padding: 1) }, oneDNN: true),
+        Case(name: "conv 5x5 dilation 2 oneDNN", input: [2, 9, 12, 11], make: {
+            Conv2d($0, "c", in: 9, out: 12, kernel: 5, padding: 4, dilation: 2, bias: false) }, oneDNN: true),
         Case(name: "linear", input: [5, 40], make: { Linear($0, "fc", in: 40, out: 9) }),
     ]
 
     @Test(arguments: cases)
     func bf16WithinBoundOfFloat32(_ c: Case) throws {
         if !BFloat16.isSupported { try Test.cancel(Comment(rawValue: BFloat16Tests.skipNote)) }
+        if c.oneDNN && !OneDNN.isAvailable { try Test.cancel(Comment(rawValue: OneDNNTests.skipNote)) }
         var rng = SplitMix64(seed: 21)
         let count = c.input.reduce(1, *)
         let x = (0 ..< count).map { _ in Float.random(in: -1 ... 1, using: &rng) }

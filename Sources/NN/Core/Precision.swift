@@ -5,7 +5,8 @@ import Foundation
 /// with `bf16` their inputs and weights are rounded to bfloat16 (8-bit mantissa, round to nearest even) and the
 /// products are summed in float32. Weights, gradients, optimizer moments, BatchNorm, activations, softmax and losses
 /// stay float32, and so does every tensor between layers; checkpoints are float32 in either precision.
-/// Depthwise convolutions (a direct loop, no matrix product) and Winograd's transforms stay float32.
+/// Depthwise convolutions (a direct loop, no matrix product) and Winograd's transforms stay float32. Where oneDNN is
+/// installed, most convolutions run on its direct bfloat16 kernels instead, with the same semantics (`OneDNN`).
 public enum Precision: String, Sendable, CaseIterable, Codable {
     case fp32
     case bf16

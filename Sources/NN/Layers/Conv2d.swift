@@ -1,3 +1,5 @@
+import Foundation
+
 /// 2-D convolution over NCHW with any kernel, stride, padding, dilation and groups (PyTorch's Conv2d).
 ///
 /// Small outputs: the input is unrolled (im2col) for all images of the batch at once, so each group is one
@@ -7,7 +9,9 @@
 /// Depthwise convolutions (groups == in channels) use direct kernels instead (vectorised for 3x3, padding 1, stride 1
 /// or 2: `Depthwise3x3`), as unrolling one channel at a time would be mostly copying. 3x3 convolutions with stride 1
 /// and padding 1 (most of a ResNet's work) use Winograd's F(2x2, 3x3) algorithm on planes of 16 x 16 or more, which
-/// needs 2.25x fewer multiplications (`Winograd`).
+/// needs 2.25x fewer multiplications (`Winograd`). In bf16 (autocast) runs, ungrouped convolutions with kernels of 3
+/// or more on 8 or more channels run on oneDNN's direct bfloat16 kernels where the library is installed (`OneDNN`),
+/// and on the paths above otherwise.
 public final class Conv2d: Layer {
     public let inChannels: Int, outChannels: Int
     public let kernel: (h: Int, w: Int), stride: Int, padding: Int, dilation: Int, groups: Int
@@ -34,6 +38,16 @@ public final class Conv2d: Layer {
     /// Whether depthwise 3x3 convolutions with padding 1 and stride 1 or 2 (MobileNet's) use the vectorised
     /// `Depthwise3x3` kernels; tests compare them with the general depthwise loops.
     public var fastDepthwise = true
+    /// Whether bf16 runs use oneDNN's direct convolutions where they are available (`OneDNN`) and measured faster
+    /// (kernels of 3 or more, 8 or more input channels, one group); tests turn it off to compare with the own kernels.
+    public var oneDNN = true
+    /// oneDNN's primitives for the input shapes (n, h, w, input gradient) seen lately: a few, as PatchGD's fill and
+    /// recompute passes use different batches.
+    private var oneDNNConvolutions: [[Int]: OneDNNConvolution] = [:]
+    private var oneDNNFailed = false
+    /// The kernel oneDNN chose for this convolution's last input shape (e.g. "jit_bf16:avx512_core_bf16"); nil when
+    /// it has not run on oneDNN.
+    public var oneDNNImplementation: String? { oneDNNConvolutions.values.first?.implementation }
 
     /// - Parameters:
     ///   - name: state_dict prefix, e.g. "layer1.0.conv1" (declares "<name>.weight" and "<name>.bias").
@@ -91,7 +105,9 @@ public final class Conv2d: Layer {
         precondition(c == inChannels, "conv expects \(inChannels) input channels, got \(c)")
         let (ho, wo) = outputSize(h: h, w: w)
         let y = Tensor(uninitialized: [n, outChannels, ho, wo])
-        if isDepthwise {
+        if ctx.precision == .bf16, let dnnl = oneDNNConvolution(n: n, h: h, w: w) {
+            dnnl.forward(x.pointer, weights: store.value(weight), into: y.pointer)
+        } else if isDepthwise {
             if usesDepthwise3x3 { depthwise3x3Forward(x, y) } else { depthwiseForward(x, y) }
         } else if usesWinograd(h: h, w: w) {
             let winogradConv = Winograd(n: n, c: c, o: outChannels, h: h, w: w, blockTiles: winogradBlockTiles, precision: ctx.precision)
@@ -151,7 +167,10 @@ public final class Conv2d: Layer {
             }
         }
         let dx = Tensor(shape: x.shape)
-        if isDepthwise {
+        if ctx.precision == .bf16, let dnnl = oneDNNConvolution(n: n, h: h, w: w) {
+            dnnl.backward(x.pointer, dy.pointer, weights: store.value(weight), dx: computesInputGradient ? dx.pointer : nil,
+                          dw: store.gradient(weight))
+        } else if isDepthwise {
             if usesDepthwise3x3 { depthwise3x3Backward(x, dy, dx) } else { depthwiseBackward(x, dy, dx) }
         } else if usesWinograd(h: h, w: w) {
             let winogradConv = Winograd(n: n, c: inChannels, o: o, h: h, w: w, blockTiles: winogradBlockTiles, precision: ctx.precision)
@@ -209,6 +228,28 @@ public final class Conv2d: Layer {
         }
         input = nil
         return dx
+    }
+
+    /// oneDNN's convolution for an input of n x h x w, made on first use; nil where oneDNN does not run it (turned
+    /// off, unavailable, grouped, 1x1, on fewer than 8 channels, or its primitives could not be made: said once, then
+    /// the own kernels run).
+    private func oneDNNConvolution(n: Int, h: Int, w: Int) -> OneDNNConvolution? {
+        // Kernels of 3 or more on 8 or more input channels: there oneDNN measured faster. A 1x1 convolution, or a first
+        // layer on RGB, is little compute around two conversions of its tensors (NCHW float32 to oneDNN's blocked
+        // bfloat16 and back), and the own kernels, which need none, were faster (BENCHMARKS.md).
+        guard oneDNN, groups == 1, kernel.h >= 3, inChannels >= 8, !oneDNNFailed, OneDNN.isAvailable else { return nil }
+        let key = [n, h, w, computesInputGradient ? 1 : 0]
+        if let conv = oneDNNConvolutions[key] { return conv }
+        do {
+            let conv = try OneDNNConvolution(self, n: n, h: h, w: w, inputGradient: computesInputGradient)
+            if oneDNNConvolutions.count >= 4 { oneDNNConvolutions.removeAll() }
+            oneDNNConvolutions[key] = conv
+            return conv
+        } catch {
+            oneDNNFailed = true
+            FileHandle.standardError.write(Data("note: \(error); this convolution runs on Gigapatch's own bf16 kernels\n".utf8))
+            return nil
+        }
     }
 
     private func addBias(_ y: Tensor) {

@@ -77,6 +77,7 @@ public final class Trainer {
         BLAS.configure()
         if options.workers > 0 { Parallel.threads = options.workers }
         if let note = BFloat16.resolve(options.compute.precision).note, comm.isRoot { log("note: \(note)") }
+        if let note = OneDNN.note(for: BFloat16.resolve(options.compute.precision).precision), comm.isRoot { log(note) }
         // Rank 0 alone writes the index; the other ranks read an immutable snapshot of it (safe on network
         // filesystems), after rank 0 has folded its WAL in and before it writes again.
         var opened: PatchIndex?

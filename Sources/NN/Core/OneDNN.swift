@@ -1,0 +1,116 @@
+import CDNNL
+import Foundation
+
+/// oneDNN's direct bfloat16 convolutions (`CDNNL`): what `--precision bf16` runs ungrouped convolutions on when the
+/// library is installed. They keep autocast's semantics (inputs and weights rounded to bfloat16, float32 sums, float32
+/// tensors in and out) and measured 1.3-1.7x faster than Gigapatch's own bf16 convolutions (Winograd's transforms,
+/// or unrolling, around the AVX512-BF16 product kernel) on tiny's and resnet18's shapes (BENCHMARKS.md).
+public enum OneDNN {
+    /// Whether oneDNN's convolutions run here: the CPU runs bfloat16 (`BFloat16.isSupported`) and libdnnl.so.2 loaded.
+    /// The environment variable `GIGAPATCH_ONEDNN=0` turns them off (the own kernels run instead).
+    public static let availability: Result<String, OneDNNError> = {
+        if ProcessInfo.processInfo.environment["GIGAPATCH_ONEDNN"] == "0" {
+            return .failure(OneDNNError("turned off by GIGAPATCH_ONEDNN=0"))
+        }
+        guard BFloat16.isSupported else { return .failure(OneDNNError("this CPU has no AVX512_BF16")) }
+        var error = [CChar](repeating: 0, count: 512)
+        guard gp_dnnl_open(&error, Int32(error.count)) == 0 else { return .failure(OneDNNError(OneDNNError.text(error))) }
+        return .success(String(validatingCString: gp_dnnl_version()) ?? "")
+    }()
+
+    public static var isAvailable: Bool { if case .success = availability { true } else { false } }
+
+    /// The line a run in `precision` logs about its convolutions; nil in float32.
+    public static func note(for precision: Precision) -> String? {
+        guard precision == .bf16 else { return nil }
+        switch availability {
+        case .success(let version): return "precision bf16: convolutions on oneDNN \(version)"
+        case .failure(let error): return "precision bf16: convolutions on Gigapatch's own kernels (oneDNN: \(error.message))"
+        }
+    }
+
+    /// "oneDNN 2.6.3", or why bf16 convolutions use Gigapatch's own kernels.
+    public static var summary: String {
+        switch availability {
+        case .success(let version): "oneDNN \(version)"
+        case .failure(let error): "own kernels (oneDNN: \(error.message))"
+        }
+    }
+}
+
+/// A oneDNN failure: its message, with what was being done.
+public struct OneDNNError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    init(_ message: String) { self.message = message }
+    public var description: String { message }
+
+    /// The text a C call left in `buffer` (NUL-terminated).
+    static func text(_ buffer: [CChar]) -> String {
+        String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+/// One convolution shape on oneDNN: primitives made once (`gp_dnnl_conv_create`), float32 NCHW tensors in and out.
+final class OneDNNConvolution {
+    private let handle: OpaquePointer
+    /// Bytes of scratch each pass needs (from `OneDNNScratch`).
+    private let forwardScratch: Int, backwardScratch: Int
+
+    /// The convolution of x (n, c, h, w) by `conv`'s weights; `inputGradient` false: backward makes only dW.
+    init(_ conv: Conv2d, n: Int, h: Int, w: Int, inputGradient: Bool) throws(OneDNNError) {
+        var error = [CChar](repeating: 0, count: 512)
+        guard let handle = gp_dnnl_conv_create(n, conv.inChannels, h, w, conv.outChannels, conv.kernel.h, conv.stride, conv.padding,
+                                               conv.dilation, inputGradient ? 1 : 0, Int32(Parallel.threads), &error, Int32(error.count)) else {
+            throw OneDNNError("\(OneDNNError.text(error)) (convolution \(conv.inChannels) -> \(conv.outChannels), \(conv.kernel.h)x\(conv.kernel.w)/\(conv.stride), input \(n)x\(h)x\(w))")
+        }
+        self.handle = handle
+        forwardScratch = gp_dnnl_conv_forward_scratch(handle)
+        backwardScratch = gp_dnnl_conv_backward_scratch(handle)
+    }
+
+    deinit { gp_dnnl_conv_destroy(handle) }
+
+    /// The kernel oneDNN chose for the forward pass, e.g. "jit_bf16:avx512_core_bf16".
+    var implementation: String { String(validatingCString: gp_dnnl_conv_implementation(handle)) ?? "" }
+
+    /// y (n, o, ho, wo) = the convolution of x (n, c, h, w) with weights (o, c, k, k).
+    func forward(_ x: UnsafePointer<Float>, weights: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) {
+        var error = [CChar](repeating: 0, count: 512)
+        let status = OneDNNScratch.shared.with(bytes: forwardScratch) { scratch in
+            gp_dnnl_conv_forward(handle, Int32(Parallel.threads), x, weights, y, scratch, &error, Int32(error.count))
+        }
+        guard status == 0 else { fatalError(OneDNNError.text(error)) }
+    }
+
+    /// dx (n, c, h, w) = the input gradient (overwritten; none when nil) and dW (o, c, k, k) += the weight gradient.
+    func backward(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, weights: UnsafePointer<Float>,
+                  dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>) {
+        var error = [CChar](repeating: 0, count: 512)
+        let status = OneDNNScratch.shared.with(bytes: backwardScratch) { scratch in
+            gp_dnnl_conv_backward(handle, Int32(Parallel.threads), x, dy, weights, dx, dw, scratch, &error, Int32(error.count))
+        }
+        guard status == 0 else { fatalError(OneDNNError.text(error)) }
+    }
+}
+
+/// The bfloat16 copies and layouts of oneDNN's calls, in one buffer that grows to the largest call's need and is
+/// reused by every call after it. Per-call buffers from the tensor pool, which keeps freed buffers by exact size, held
+/// one buffer per layer and pass: 165 MB more at the peak of tiny's bf16 training step (batch 32) than the own kernels.
+/// Calls hold the buffer for their duration, so calls from several threads take turns.
+final class OneDNNScratch: @unchecked Sendable {
+    static let shared = OneDNNScratch()
+    private let lock = NSLock()
+    private var buffer: UnsafeMutableRawPointer?
+    private var capacity = 0
+
+    func with<R>(bytes: Int, _ body: (UnsafeMutableRawPointer) -> R) -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        if capacity < bytes || buffer == nil {
+            buffer?.deallocate()
+            capacity = max(bytes, 64)
+            buffer = .allocate(byteCount: capacity, alignment: 64)
+        }
+        return body(buffer!)
+    }
+}
