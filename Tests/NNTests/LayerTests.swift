@@ -395,3 +395,83 @@ struct InputGradientTests {
         #expect(fixed.forward(z4, Context(training: true)).array != adaptive.forward(z4, Context(training: true)).array)
     }
 }
+
+/// Inference fuses a BatchNorm2d into the Conv2d before it (`Sequential`, `BatchNorm2d.inferenceEpilogue`): the same
+/// floats bit for bit as the two layers one after the other, on every convolution path, and nothing is fused where
+/// BatchNorm needs its batch (training, recalibration, batch statistics) or records for backward.
+struct BatchNormFusionTests {
+    struct Case: CustomStringConvertible, @unchecked Sendable {
+        let name: String
+        let input: [Int]
+        let make: (ParameterStore) -> Conv2d
+        var precision: Precision = .fp32
+        var description: String { name }
+    }
+
+    static let cases: [Case] = [
+        Case(name: "depthwise 3x3 (fused per plane)", input: [2, 8, 12, 12], make: { Conv2d($0, "c", in: 8, out: 8, kernel: 3, padding: 1, groups: 8, bias: false) }),
+        Case(name: "depthwise 3x3 stride 2", input: [2, 8, 13, 11], make: { Conv2d($0, "c", in: 8, out: 8, kernel: 3, stride: 2, padding: 1, groups: 8, bias: false) }),
+        Case(name: "depthwise 5x5 (general loops)", input: [1, 4, 9, 9], make: { Conv2d($0, "c", in: 4, out: 4, kernel: 5, padding: 2, groups: 4, bias: false) }),
+        Case(name: "pointwise per image, batch over workers", input: [6, 12, 20, 20], make: { Conv2d($0, "c", in: 12, out: 20, kernel: 1, bias: false) }),
+        Case(name: "pointwise per image, one image", input: [1, 12, 20, 20], make: { Conv2d($0, "c", in: 12, out: 20, kernel: 1, bias: false) }),
+        Case(name: "3x3 per image in bands", input: [1, 6, 40, 40], make: {
+            let c = Conv2d($0, "c", in: 6, out: 10, kernel: 3, padding: 1, bias: false); c.winograd = .never; c.unrollLimit = 6 * 9 * 40 * 7; return c }),
+        Case(name: "3x3 Winograd", input: [2, 8, 16, 16], make: { let c = Conv2d($0, "c", in: 8, out: 8, kernel: 3, padding: 1, bias: false); c.winograd = .always; return c }),
+        Case(name: "3x3 s2 batch path", input: [3, 6, 9, 9], make: { Conv2d($0, "c", in: 6, out: 10, kernel: 3, stride: 2, padding: 1, bias: false) }),
+        Case(name: "with bias (after the bias)", input: [2, 12, 20, 20], make: { Conv2d($0, "c", in: 12, out: 20, kernel: 1) }),
+        Case(name: "pointwise per image, bf16", input: [2, 16, 16, 16], make: { Conv2d($0, "c", in: 16, out: 24, kernel: 1, bias: false) }, precision: .bf16),
+        Case(name: "3x3 bf16 (oneDNN where installed)", input: [2, 16, 16, 16], make: { Conv2d($0, "c", in: 16, out: 24, kernel: 3, padding: 1, bias: false) },
+             precision: .bf16),
+    ]
+
+    /// A conv and a BatchNorm with random weights and running statistics, in a Sequential.
+    static func make(_ c: Case, activation: BatchNorm2d.Activation) -> (Sequential, Conv2d, BatchNorm2d, ParameterStore) {
+        let store = ParameterStore()
+        let conv = c.make(store)
+        let norm = BatchNorm2d(store, "bn", channels: conv.outChannels, activation: activation)
+        store.finalize(seed: 7)
+        var rng = SplitMix64(seed: 8)
+        // Non-trivial statistics and affine parameters (beta around 0 so the clamps bite).
+        for name in ["bn.running_mean", "bn.running_var", "bn.weight", "bn.bias"] {
+            let entry = store.entry(name)!
+            let base = entry.kind == .buffer ? store.buffer(entry.offset) : store.value(entry.offset)
+            for i in 0 ..< entry.count {
+                let v = Float.random(in: -1 ... 1, using: &rng)
+                base[i] = name.hasSuffix("var") ? 0.2 + v * v : (name.hasSuffix("weight") ? 1 + v : v)
+            }
+        }
+        return (Sequential([conv, norm]), conv, norm, store)
+    }
+
+    @Test(arguments: cases)
+    func fusedEqualsLayerByLayer(_ c: Case) throws {
+        if c.precision == .bf16 && !BFloat16.isSupported { try Test.cancel(Comment(rawValue: BFloat16Tests.skipNote)) }
+        for activation in [BatchNorm2d.Activation.none, .relu, .relu6] {
+            let (net, conv, norm, store) = Self.make(c, activation: activation)   // layers hold their store unowned
+            defer { withExtendedLifetime(store) {} }
+            var rng = SplitMix64(seed: 9)
+            let x = Tensor(shape: c.input, values: (0 ..< c.input.reduce(1, *)).map { _ in Float.random(in: -3 ... 3, using: &rng) })
+            let ctx = Context(training: false, precision: c.precision)
+            #expect(norm.inferenceEpilogue(ctx) != nil)
+            let separate = norm.forward(conv.forward(x, ctx), ctx).array
+            let fused = net.forward(x, ctx).array
+            #expect(Sequential.fusesBatchNorm)
+            #expect(fused == separate, "\(c.name), \(activation): fused differs from conv then BatchNorm")
+            if activation != .none { #expect(separate.contains(0), "\(c.name): the activation never clamped") }
+        }
+    }
+
+    @Test func notFusedWhereBatchNormNeedsItsBatchOrRecords() {
+        let (net, _, norm, store) = Self.make(Self.cases[3], activation: .relu)
+        let x = Tensor(shape: [6, 12, 20, 20], values: [Float](repeating: 0.5, count: 6 * 12 * 400))
+        let training = Context(training: true), recording = Context(training: false, recordForBackward: true)
+        let statistics = Context(training: false); statistics.batchStatistics = true
+        let recalibrating = Context(training: false); recalibrating.recalibrateBatchNorm = true
+        let frozen = Context(training: true, recordForBackward: false); frozen.frozenBatchNorm = true
+        for ctx in [training, recording, statistics, recalibrating] { #expect(norm.inferenceEpilogue(ctx) == nil) }
+        #expect(norm.inferenceEpilogue(frozen) != nil, "frozen BatchNorm without recording is an affine map")
+        let counter = store.entry("bn.num_batches_tracked")!.offset, before = store.counters[counter]
+        _ = net.forward(x, training)
+        #expect(store.counters[counter] == before + 1, "training went through BatchNorm's own forward")
+    }
+}

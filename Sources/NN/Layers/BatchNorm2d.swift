@@ -82,6 +82,40 @@ public final class BatchNorm2d: Layer {
         return y
     }
 
+    /// In inference with running statistics, this layer is a per-channel affine map and a clamp, which the layer before
+    /// it can apply to its output while that output is still in cache (`Conv2d.forward(_:_:then:)`, `Sequential`).
+    /// nil where this forward would use or update batch statistics, or record for backward.
+    public func inferenceEpilogue(_ ctx: Context) -> Epilogue? {
+        let updateRunning = (ctx.training && !ctx.frozenBatchNorm) || ctx.recalibrateBatchNorm
+        guard !updateRunning, !ctx.batchStatistics, !ctx.recordForBackward else { return nil }
+        let rm = store.buffer(runningMean), rv = store.buffer(runningVar), gamma = store.value(weight), beta = store.value(bias)
+        let (lo, hi): (Float, Float) = activation == .none ? (-.infinity, .infinity) : (0, activation == .relu6 ? 6 : .infinity)
+        return Epilogue(mean: (0 ..< channels).map { rm[$0] }, istd: (0 ..< channels).map { 1 / (rv[$0] + eps).squareRoot() },
+                        gamma: (0 ..< channels).map { gamma[$0] }, beta: (0 ..< channels).map { beta[$0] }, lo: lo, hi: hi)
+    }
+
+    /// BatchNorm in inference and its activation, per channel: y = clamp((x - mean) * istd * gamma + beta, lo, hi),
+    /// the same expression as `forward`, so applying it gives the same floats bit for bit.
+    public struct Epilogue: Sendable {
+        let mean: [Float], istd: [Float], gamma: [Float], beta: [Float], lo: Float, hi: Float
+
+        /// Applies channel `channel`'s map to `count` floats at `y`, in place.
+        @inline(__always)
+        func apply(_ y: UnsafeMutablePointer<Float>, count: Int, channel: Int) {
+            BatchNormKernels.normalize(y, nil, y, count, mean: mean[channel], istd: istd[channel], gamma: gamma[channel],
+                                       beta: beta[channel], lo: lo, hi: hi)
+        }
+
+        /// Applies it to all of y (n, c, h, w), one plane per channel, in place.
+        func apply(_ y: Tensor) {
+            let (n, c, h, w) = y.nchw
+            let p = h * w, py = y.pointer
+            Parallel.forRange(n * c, grain: max(1, (1 << 14) / max(1, p))) { r in
+                for i in r { apply(py + i * p, count: p, channel: i % c) }
+            }
+        }
+    }
+
     public func backward(_ dy: Tensor, _ ctx: Context) -> Tensor {
         guard let xhat = normalized else { preconditionFailure("BatchNorm2d.backward without a recorded forward") }
         let (n, c, h, w) = dy.nchw

@@ -100,15 +100,22 @@ public final class Conv2d: Layer {
     /// (no reshuffle); below it the whole batch is one GEMM, which keeps small deep layers efficient.
     static let perImageThreshold = 256
 
-    public func forward(_ x: Tensor, _ ctx: Context) -> Tensor {
+    public func forward(_ x: Tensor, _ ctx: Context) -> Tensor { forward(x, ctx, then: nil) }
+
+    /// The convolution, then `epilogue` (a BatchNorm in inference, `Sequential`) on its output: applied to each block
+    /// of output while it is in cache where the path allows (depthwise 3x3 planes, per-image bands), else in one pass.
+    public func forward(_ x: Tensor, _ ctx: Context, then epilogue: BatchNorm2d.Epilogue?) -> Tensor {
         let (n, c, h, w) = x.nchw
+        // Blocks are fused only before the bias is added (convolutions with a bias get the epilogue after it).
+        let fused = hasBias ? nil : epilogue
+        var applied = false
         precondition(c == inChannels, "conv expects \(inChannels) input channels, got \(c)")
         let (ho, wo) = outputSize(h: h, w: w)
         let y = Tensor(uninitialized: [n, outChannels, ho, wo])
         if ctx.precision == .bf16, let dnnl = oneDNNConvolution(n: n, h: h, w: w) {
             dnnl.forward(x.pointer, weights: store.value(weight), into: y.pointer)
         } else if isDepthwise {
-            if usesDepthwise3x3 { depthwise3x3Forward(x, y) } else { depthwiseForward(x, y) }
+            if usesDepthwise3x3 { depthwise3x3Forward(x, y, then: fused); applied = fused != nil } else { depthwiseForward(x, y) }
         } else if usesWinograd(h: h, w: w) {
             let winogradConv = Winograd(n: n, c: c, o: outChannels, h: h, w: w, blockTiles: winogradBlockTiles, precision: ctx.precision)
             winogradConv.forward(x.pointer, weights: store.value(weight), into: y.pointer, limit: winogradLimit)
@@ -130,9 +137,18 @@ public final class Conv2d: Layer {
                         if !pointwise { one.im2col(image, rows: r0 ..< r1, into: col, parallel: workers == 1) }
                         BLAS.gemm(weights, n: pb, b: pointwise ? image + r0 * wo : col, ldb: pointwise ? p : pb,
                                   c: y.pointer + b * outChannels * p + r0 * wo, ldc: p, split: workers == 1)
+                        guard let fused else { continue }
+                        // The band's outputs are still in cache: the epilogue now (over the cores when this image is).
+                        let band = y.pointer + b * outChannels * p + r0 * wo, o = outChannels
+                        if workers == 1 {
+                            Parallel.forRange(o, grain: 8) { r in for oc in r { fused.apply(band + oc * p, count: pb, channel: oc) } }
+                        } else {
+                            for oc in 0 ..< o { fused.apply(band + oc * p, count: pb, channel: oc) }
+                        }
                     }
                 }
             }
+            applied = fused != nil
         } else {
             let geometry = Geometry(conv: self, n: n, h: h, w: w, ho: ho, wo: wo)
             let og = outChannels / groups, k = geometry.k, np = n * ho * wo
@@ -147,6 +163,7 @@ public final class Conv2d: Layer {
             }
         }
         if hasBias { addBias(y) }
+        if let epilogue, !applied { epilogue.apply(y) }
         input = ctx.recordForBackward ? x : nil
         return y
     }
@@ -302,7 +319,7 @@ public final class Conv2d: Layer {
         fastDepthwise && isDepthwise && kernel == (3, 3) && padding == 1 && dilation == 1 && (stride == 1 || stride == 2)
     }
 
-    private func depthwise3x3Forward(_ x: Tensor, _ y: Tensor) {
+    private func depthwise3x3Forward(_ x: Tensor, _ y: Tensor, then epilogue: BatchNorm2d.Epilogue?) {
         let (n, c, h, w) = x.nchw
         let o = outChannels, m = o / c, hw = h * w
         let g = Depthwise3x3.Plane(h: h, w: w, stride: stride), p = g.ho * g.wo
@@ -314,6 +331,7 @@ public final class Conv2d: Layer {
                 let b = i / o, oc = i % o
                 g.load(px + (b * c + oc / m) * hw, into: s)
                 Depthwise3x3.forward(s, Depthwise3x3.Taps(pw + oc * 9), g, into: py + i * p)
+                epilogue?.apply(py + i * p, count: p, channel: oc)
             }
         }
     }

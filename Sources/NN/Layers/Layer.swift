@@ -1,3 +1,5 @@
+import Foundation
+
 import Seeded
 
 /// What a forward pass needs besides its input: mode, randomness, and whether to keep what backward needs.
@@ -35,13 +37,31 @@ public protocol Layer: AnyObject {
 }
 
 /// Layers applied one after another.
+///
+/// In inference with running statistics, a BatchNorm2d right after a Conv2d is applied by the convolution to its output
+/// while it is still in cache (`BatchNorm2d.inferenceEpilogue`): the same floats, one memory pass and one tensor fewer.
 public final class Sequential: Layer {
     public var layers: [Layer]
+
+    /// Whether inference fuses BatchNorm into the convolution before it (default on; the environment variable
+    /// `GIGAPATCH_FUSE_BATCHNORM=0` turns it off everywhere, to compare).
+    public static let fusesBatchNorm = ProcessInfo.processInfo.environment["GIGAPATCH_FUSE_BATCHNORM"] != "0"
 
     public init(_ layers: [Layer]) { self.layers = layers }
 
     public func forward(_ x: Tensor, _ ctx: Context) -> Tensor {
-        layers.reduce(x) { $1.forward($0, ctx) }
+        var y = x, i = 0
+        while i < layers.count {
+            if Sequential.fusesBatchNorm, i + 1 < layers.count, let conv = layers[i] as? Conv2d, let norm = layers[i + 1] as? BatchNorm2d,
+               let epilogue = norm.inferenceEpilogue(ctx) {
+                y = conv.forward(y, ctx, then: epilogue)
+                i += 2
+            } else {
+                y = layers[i].forward(y, ctx)
+                i += 1
+            }
+        }
+        return y
     }
 
     public func backward(_ dy: Tensor, _ ctx: Context) -> Tensor {
