@@ -8,6 +8,7 @@
 #   running  --fill-statistics running  (the default)
 #   warmup0  --warmup 0                 (the default without --init)
 #   lr1e-3   --lr 0.001                 (the default; the head's stays 0.001)
+#   f256-bf16  f256 with --precision bf16 (issue 21's end-to-end check: bf16 within fp32's seed-to-seed spread)
 # usage: experiments/demo-defaults/run.sh [--work DIR (/tmp/demo-defaults)] [--seeds "1 2 3"] [--lanes 2] [--variants "..."]
 # Every training run uses one compute thread (--workers 1), lanes side by side; finished runs are skipped.
 # experiments/demo-defaults/summary.py WORK prints final and best validation accuracy per variant.
@@ -44,10 +45,11 @@ variant() {
     local seed="$1" name="$2" out="$work/demo-s$1"
     local dest="$work/$name-s$seed"
     [ -f "$dest/metrics.jsonl" ] && [ "$(grep -c '"epoch"' "$dest/metrics.jsonl")" -ge 3 ] && return 0
-    local features=64 fill=batch lr=0.002 warmup=1
+    local features=64 fill=batch lr=0.002 warmup=1 precision=fp32
     case "$name" in
         f64) ;;
         f256) features=256 ;;
+        f256-bf16) features=256 precision=bf16 ;;
         running) fill=running ;;
         warmup0) warmup=0 ;;
         lr1e-3) lr=0.001 ;;
@@ -56,7 +58,7 @@ variant() {
     local options=(--db "$out/index.sqlite" --init "$out/pretrain/checkpoints/last.safetensors" --backbone tiny
                    --normalization mnist --epochs 3 --batch-size 16 --sampling 0.0625 --head-features "$features"
                    --fill-statistics "$fill" --lr "$lr" --head-lr 0.001 --warmup "$warmup" --no-augment
-                   --select-by accuracy --seed "$seed" --workers 1)
+                   --select-by accuracy --seed "$seed" --workers 1 --precision "$precision")
     rm -rf "$dest"
     "$bin/gigapatch-train" "${options[@]}" --out "$dest" > "$dest.log" 2>&1 ||
         { echo "$name seed $seed failed: $dest.log" >&2; return 1; }
