@@ -45,8 +45,8 @@ public final class Conv2d: Layer {
     /// recompute passes use different batches.
     private var oneDNNConvolutions: [[Int]: OneDNNConvolution] = [:]
     private var oneDNNFailed = false
-    /// The kernel oneDNN chose for this convolution's last input shape (e.g. "jit_bf16:avx512_core_bf16"); nil when
-    /// it has not run on oneDNN.
+    /// The kernel oneDNN chose for this convolution (for one of its recent input shapes; e.g.
+    /// "jit_bf16:avx512_core_bf16"); nil when it has not run on oneDNN.
     public var oneDNNImplementation: String? { oneDNNConvolutions.values.first?.implementation }
 
     /// - Parameters:
