@@ -3,8 +3,9 @@ import Foundation
 
 /// oneDNN's direct bfloat16 convolutions (`CDNNL`): what `--precision bf16` runs ungrouped convolutions on when the
 /// library is installed. They keep autocast's semantics (inputs and weights rounded to bfloat16, float32 sums, float32
-/// tensors in and out) and measured 1.3-1.7x faster than Gigapatch's own bf16 convolutions (Winograd's transforms,
-/// or unrolling, around the AVX512-BF16 product kernel) on tiny's and resnet18's shapes (BENCHMARKS.md).
+/// tensors in and out). Alone they measured 1.3-1.7x faster than Gigapatch's own bf16 convolutions on tiny's and
+/// resnet18's shapes; with the conversions from and to float32 NCHW, 1.15x and 1.10x over each model's convolutions
+/// (BENCHMARKS.md).
 public enum OneDNN {
     /// Whether oneDNN's convolutions run here: the CPU runs bfloat16 (`BFloat16.isSupported`) and libdnnl.so.2 loaded.
     /// The environment variable `GIGAPATCH_ONEDNN=0` turns them off (the own kernels run instead).
@@ -22,18 +23,14 @@ public enum OneDNN {
 
     /// The line a run in `precision` logs about its convolutions; nil in float32.
     public static func note(for precision: Precision) -> String? {
-        guard precision == .bf16 else { return nil }
-        switch availability {
-        case .success(let version): return "precision bf16: convolutions on oneDNN \(version)"
-        case .failure(let error): return "precision bf16: convolutions on Gigapatch's own kernels (oneDNN: \(error.message))"
-        }
+        precision == .bf16 ? "precision bf16: convolutions on \(summary)" : nil
     }
 
     /// "oneDNN 2.6.3", or why bf16 convolutions use Gigapatch's own kernels.
     public static var summary: String {
         switch availability {
         case .success(let version): "oneDNN \(version)"
-        case .failure(let error): "own kernels (oneDNN: \(error.message))"
+        case .failure(let error): "Gigapatch's own kernels (oneDNN: \(error.message))"
         }
     }
 }
