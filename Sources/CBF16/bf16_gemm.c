@@ -31,6 +31,15 @@ void gp_bf16_round(const float *x, float *y, long count) {
     for (long i = 0; i < count; i++) y[i] = float_from_bf16(bf16_from_float(x[i]));
 }
 
+void gp_bf16_to_blocked16_reference(const float *x, uint16_t *y, long p, long first, long end) {
+    for (long plane = first; plane < end; plane++) {
+        const float *src = x + plane * 16 * p;  // (image, block) pairs are consecutive 16 planes of NCHW
+        uint16_t *dst = y + plane * 16 * p;
+        for (long i = 0; i < p; i++)
+            for (long k = 0; k < 16; k++) dst[i * 16 + k] = bf16_from_float(src[k * p + i]);
+    }
+}
+
 void gp_bf16_gemm_reference(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
                             const float *b, long ldb, float beta, float *c, long ldc) {
     for (long i = 0; i < m; i++) {
@@ -220,6 +229,32 @@ static inline void transpose16(__m512i r[16]) {
             __m512i a = r[i], b = r[i + bit];
             r[i] = _mm512_permutex2var_epi32(a, ilo, b);
             r[i + bit] = _mm512_permutex2var_epi32(a, ihi, b);
+        }
+    }
+}
+
+// 16 channel planes to 16-channel pixels: 16 x 16 floats at a time (a load per channel, a transpose, a rounding
+// of two pixels per instruction), the tail pixel by pixel with the same rounding.
+BF16_TARGET
+static void toBlocked16(const float *x, uint16_t *y, long p, long first, long end) {
+    for (long plane = first; plane < end; plane++) {
+        const float *src = x + plane * 16 * p;
+        uint16_t *dst = y + plane * 16 * p;
+        long i = 0;
+        for (; i + 16 <= p; i += 16) {
+            __m512i r[16];
+            for (int k = 0; k < 16; k++) r[k] = _mm512_loadu_si512(src + k * p + i);
+            transpose16(r);  // r[j]: pixel i + j's 16 channels
+            for (int j = 0; j < 16; j += 2) {
+                __m512bh v = _mm512_cvtne2ps_pbh(_mm512_castsi512_ps(r[j + 1]), _mm512_castsi512_ps(r[j]));
+                _mm512_storeu_si512(dst + (i + j) * 16, (__m512i)v);
+            }
+        }
+        for (; i < p; i++) {
+            __m512 v = _mm512_set_ps(src[15 * p + i], src[14 * p + i], src[13 * p + i], src[12 * p + i], src[11 * p + i],
+                                     src[10 * p + i], src[9 * p + i], src[8 * p + i], src[7 * p + i], src[6 * p + i],
+                                     src[5 * p + i], src[4 * p + i], src[3 * p + i], src[2 * p + i], src[p + i], src[i]);
+            _mm256_storeu_si256((__m256i *)(dst + i * 16), (__m256i)_mm512_cvtneps_pbh(v));
         }
     }
 }
@@ -587,6 +622,10 @@ void gp_bf16_pack_a(int transA, long m, long k, const float *a, long lda, uint32
     }
 }
 
+void gp_bf16_to_blocked16(const float *x, uint16_t *y, long p, long first, long end) {
+    toBlocked16(x, y, p, first, end);
+}
+
 void gp_bf16_gemm_packed(const uint32_t *packed, long packedRows, long k, long i0, long m, int transB, long n, float alpha,
                          const float *b, long ldb, float beta, float *c, long ldc) {
     if (gp_bf16_kernel() == 2) driveAMX(0, transB, m, n, k, alpha, NULL, 0, packed, packedRows, i0, b, ldb, beta, c, ldc);
@@ -611,6 +650,9 @@ void gp_bf16_gemm_amx(int transA, int transB, long m, long n, long k, float alph
 void gp_bf16_gemm(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
                   const float *b, long ldb, float beta, float *c, long ldc) {
     gp_bf16_gemm_reference(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+void gp_bf16_to_blocked16(const float *x, uint16_t *y, long p, long first, long end) {
+    gp_bf16_to_blocked16_reference(x, y, p, first, end);
 }
 long gp_bf16_packed_a_words(long m, long k) { (void)m; (void)k; return 0; }
 long gp_bf16_packed_a_blocks(long k) { (void)k; return 0; }

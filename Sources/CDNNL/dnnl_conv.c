@@ -30,14 +30,17 @@ void gp_dnnl_conv_destroy(gp_dnnl_conv *conv) { (void)conv; }
 const char *gp_dnnl_conv_implementation(const gp_dnnl_conv *conv) { (void)conv; return ""; }
 long gp_dnnl_conv_forward_scratch(const gp_dnnl_conv *conv) { (void)conv; return 0; }
 long gp_dnnl_conv_backward_scratch(const gp_dnnl_conv *conv) { (void)conv; return 0; }
-int gp_dnnl_conv_forward(gp_dnnl_conv *conv, int threads, const float *x, const float *weights, float *y, void *scratch,
-                         char *error, int error_length) {
-    (void)conv; (void)threads; (void)x; (void)weights; (void)y; (void)scratch;
+int gp_dnnl_conv_blocked_input(const gp_dnnl_conv *conv) { (void)conv; return 0; }
+int gp_dnnl_conv_blocked_output_gradient(const gp_dnnl_conv *conv) { (void)conv; return 0; }
+int gp_dnnl_conv_forward(gp_dnnl_conv *conv, int threads, const float *x, const void *x_blocked, const float *weights, float *y,
+                         void *scratch, char *error, int error_length) {
+    (void)conv; (void)threads; (void)x; (void)x_blocked; (void)weights; (void)y; (void)scratch;
     return gp_dnnl_open(error, error_length);
 }
-int gp_dnnl_conv_backward(gp_dnnl_conv *conv, int threads, const float *x, const float *dy, const float *weights, float *dx,
-                          float *dw, void *scratch, char *error, int error_length) {
-    (void)conv; (void)threads; (void)x; (void)dy; (void)weights; (void)dx; (void)dw; (void)scratch;
+int gp_dnnl_conv_backward(gp_dnnl_conv *conv, int threads, const float *x, const void *x_blocked, const float *dy,
+                          const void *dy_blocked, const float *weights, float *dx, float *dw, void *scratch, char *error,
+                          int error_length) {
+    (void)conv; (void)threads; (void)x; (void)x_blocked; (void)dy; (void)dy_blocked; (void)weights; (void)dx; (void)dw; (void)scratch;
     return gp_dnnl_open(error, error_length);
 }
 
@@ -137,6 +140,10 @@ struct gp_dnnl_conv {
     // The backward steps: [0, inputSteps) the input gradient (its first step converts dy), then the weight gradient,
     // which reads that converted dy when `sharedDY`.
     int inputSteps, sharedDY;
+    // The steps that convert x (forward, backward) and dy to bfloat16, skipped when the caller gives them converted.
+    int xForwardStep, xBackwardStep, dyStep;
+    // Whether x (both passes read one layout) and dy (one layout) may be given as bfloat16 aBcd16b (nChw16c).
+    int blockedInput, blockedOutputGradient;
     // The buffers each pass uses (bit b: buffer b).
     unsigned forwardBuffers, backwardBuffers;
     long forwardScratch, backwardScratch, weights;
@@ -264,6 +271,7 @@ static int build(gp_dnnl_conv *conv, long n, long c, long h, long w, long o, lon
         if (place(conv, DY_BD, bdy, &offset, error, error_length) || place(conv, W_BD, bw, &offset, error, error_length)) return -1;
         int directDX = equal(bdx, &xu);
         if (!directDX && place(conv, DX_BD, bdx, &offset, error, error_length)) return -1;
+        conv->dyStep = *bsn;
         if (add_reorder(conv, conv->backward, bsn, DY_USER, DY_BD, error, error_length) ||
             add_reorder(conv, conv->backward, bsn, W_USER, W_BD, error, error_length))
             return -1;
@@ -278,14 +286,25 @@ static int build(gp_dnnl_conv *conv, long n, long c, long h, long w, long o, lon
     if (dyForWeights == DY_BW && place(conv, DY_BW, wdy, &offset, error, error_length)) return -1;
     if (place(conv, DW_BW, wdw, &offset, error, error_length) || place(conv, DW_PLAIN, &wu, &offset, error, error_length)) return -1;
     conv->backwardScratch = offset;
+    conv->xBackwardStep = *bsn;
     if (add_reorder(conv, conv->backward, bsn, X_USER, X_BW, error, error_length)) return -1;
-    if (dyForWeights == DY_BW && add_reorder(conv, conv->backward, bsn, DY_USER, DY_BW, error, error_length)) return -1;
+    if (dyForWeights == DY_BW) {
+        conv->dyStep = *bsn;
+        if (add_reorder(conv, conv->backward, bsn, DY_USER, DY_BW, error, error_length)) return -1;
+    }
     {
         const int kinds[] = {DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS}, bs[] = {X_BW, dyForWeights, DW_BW};
         if (add_primitive(conv, conv->backward, bsn, conv->pds[2], 3, kinds, bs, error, error_length)) return -1;
     }
     if (add_reorder(conv, conv->backward, bsn, DW_BW, DW_PLAIN, error, error_length)) return -1;
     conv->weights = o * c * k * k;
+    conv->xForwardStep = 0;
+    dnnl_memory_desc_t xb, yb;
+    CHECK(p_dnnl_memory_desc_init_by_tag(&xb, 4, xd, dnnl_bf16, dnnl_aBcd16b), "memory_desc_init");
+    CHECK(p_dnnl_memory_desc_init_by_tag(&yb, 4, yd, dnnl_bf16, dnnl_aBcd16b), "memory_desc_init");
+    conv->blockedInput = c % 16 == 0 && equal(fsrc, &xb) && equal(wsrc, &xb);
+    conv->blockedOutputGradient = o % 16 == 0 && equal(&conv->buffers[dyForWeights].md, &yb) &&
+                                  (!conv->inputGradient || dyForWeights == DY_BD);
     conv->forwardBuffers = 1u << X_USER | 1u << W_USER | 1u << Y_USER | 1u << X_FWD | 1u << W_FWD | 1u << Y_FWD;
     conv->backwardBuffers = ~conv->forwardBuffers | 1u << X_USER | 1u << W_USER;
     CHECK(p_dnnl_stream_create(&conv->stream, engine, dnnl_stream_default_flags), "stream_create");
@@ -323,45 +342,66 @@ void gp_dnnl_conv_destroy(gp_dnnl_conv *conv) {
 const char *gp_dnnl_conv_implementation(const gp_dnnl_conv *conv) { return conv->implementation ? conv->implementation : ""; }
 long gp_dnnl_conv_forward_scratch(const gp_dnnl_conv *conv) { return conv->forwardScratch; }
 long gp_dnnl_conv_backward_scratch(const gp_dnnl_conv *conv) { return conv->backwardScratch; }
+int gp_dnnl_conv_blocked_input(const gp_dnnl_conv *conv) { return conv->blockedInput; }
+int gp_dnnl_conv_blocked_output_gradient(const gp_dnnl_conv *conv) { return conv->blockedOutputGradient; }
 
 // Points the pass's scratch buffers at their slices of `scratch` (only the pass's: oneDNN may write the padding of a
-// blocked layout when its handle is set), and its user buffers at the caller's tensors.
-static int bind(gp_dnnl_conv *conv, unsigned buffers, void *scratch, void *const user[6], char *error, int error_length) {
+// blocked layout when its handle is set), its user buffers at the caller's tensors, and the converted copies the
+// caller gave (`given`, indexed by buffer; NULL entries live in the scratch) at those.
+static int bind(gp_dnnl_conv *conv, unsigned buffers, void *scratch, void *const user[6], void *const given[BUFFERS], char *error,
+                int error_length) {
     for (int b = 0; b < BUFFERS; b++) {
         Buffer *buffer = &conv->buffers[b];
         if (!buffer->memory || !(buffers & 1u << b)) continue;
-        void *handle = b < X_FWD ? user[b] : (char *)scratch + buffer->offset;
+        void *handle = b < X_FWD ? user[b] : given[b] ? given[b] : (char *)scratch + buffer->offset;
         if (!handle) continue;
         CHECK(p_dnnl_memory_set_data_handle(buffer->memory, handle), "memory_set_data_handle");
     }
     return 0;
 }
 
-static int run(gp_dnnl_conv *conv, Step *steps, int from, int to, char *error, int error_length) {
-    for (int i = from; i < to; i++) CHECK(p_dnnl_primitive_execute(steps[i].primitive, conv->stream, steps[i].count, steps[i].args), "execute");
+// Runs steps from ..< to, except `skip` (-1: none) and `skip2`.
+static int run(gp_dnnl_conv *conv, Step *steps, int from, int to, int skip, int skip2, char *error, int error_length) {
+    for (int i = from; i < to; i++)
+        if (i != skip && i != skip2) CHECK(p_dnnl_primitive_execute(steps[i].primitive, conv->stream, steps[i].count, steps[i].args), "execute");
     CHECK(p_dnnl_stream_wait(conv->stream), "stream_wait");
     return 0;
 }
 
-int gp_dnnl_conv_forward(gp_dnnl_conv *conv, int threads, const float *x, const float *weights, float *y, void *scratch,
-                         char *error, int error_length) {
+int gp_dnnl_conv_forward(gp_dnnl_conv *conv, int threads, const float *x, const void *x_blocked, const float *weights, float *y,
+                         void *scratch, char *error, int error_length) {
+    if (x_blocked && !conv->blockedInput) {
+        fail(error, error_length, "gp_dnnl_conv_forward: x given converted, but this convolution reads another layout");
+        return -1;
+    }
     if (p_omp_set_num_threads && threads > 0) p_omp_set_num_threads(threads);
     void *const user[6] = {(void *)x, (void *)weights, y, NULL, NULL, NULL};
-    if (bind(conv, conv->forwardBuffers, scratch, user, error, error_length)) return -1;
-    return run(conv, conv->forward, 0, conv->forwardSteps, error, error_length);
+    void *given[BUFFERS] = {0};
+    given[X_FWD] = (void *)x_blocked;
+    if (bind(conv, conv->forwardBuffers, scratch, user, given, error, error_length)) return -1;
+    return run(conv, conv->forward, 0, conv->forwardSteps, x_blocked ? conv->xForwardStep : -1, -1, error, error_length);
 }
 
-int gp_dnnl_conv_backward(gp_dnnl_conv *conv, int threads, const float *x, const float *dy, const float *weights, float *dx,
-                          float *dw, void *scratch, char *error, int error_length) {
+int gp_dnnl_conv_backward(gp_dnnl_conv *conv, int threads, const float *x, const void *x_blocked, const float *dy,
+                          const void *dy_blocked, const float *weights, float *dx, float *dw, void *scratch, char *error,
+                          int error_length) {
+    if ((x_blocked && !conv->blockedInput) || (dy_blocked && !conv->blockedOutputGradient)) {
+        fail(error, error_length, "gp_dnnl_conv_backward: x or dy given converted, but this convolution reads another layout");
+        return -1;
+    }
     if (p_omp_set_num_threads && threads > 0) p_omp_set_num_threads(threads);
     void *const user[6] = {(void *)x, (void *)weights, NULL, (void *)dy, dx, dw};
-    if (bind(conv, conv->backwardBuffers, scratch, user, error, error_length)) return -1;
+    void *given[BUFFERS] = {0};
+    given[X_BW] = (void *)x_blocked;
+    given[conv->sharedDY ? DY_BD : DY_BW] = (void *)dy_blocked;
+    if (bind(conv, conv->backwardBuffers, scratch, user, given, error, error_length)) return -1;
+    int skipX = x_blocked ? conv->xBackwardStep : -1, skipDY = dy_blocked ? conv->dyStep : -1;
     if (dx || !conv->inputGradient) {
-        if (run(conv, conv->backward, 0, conv->backwardSteps, error, error_length)) return -1;
+        if (run(conv, conv->backward, 0, conv->backwardSteps, skipX, skipDY, error, error_length)) return -1;
     } else {
         // No input gradient this time: only the conversion of dy that the weight gradient shares.
-        if (conv->sharedDY && run(conv, conv->backward, 0, 1, error, error_length)) return -1;
-        if (run(conv, conv->backward, conv->inputSteps, conv->backwardSteps, error, error_length)) return -1;
+        if (conv->sharedDY && run(conv, conv->backward, 0, 1, skipDY, -1, error, error_length)) return -1;
+        if (run(conv, conv->backward, conv->inputSteps, conv->backwardSteps, skipX, skipDY, error, error_length)) return -1;
     }
     const float *plain = (const float *)((char *)scratch + conv->buffers[DW_PLAIN].offset);
     for (long i = 0; i < conv->weights; i++) dw[i] += plain[i];

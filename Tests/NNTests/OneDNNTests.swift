@@ -1,5 +1,5 @@
 import Foundation
-import NN
+@testable import NN
 import Seeded
 import Testing
 
@@ -21,17 +21,20 @@ struct OneDNNTests {
         Shape(n: 1, c: 32, h: 7, w: 7, o: 17, k: 3, stride: 1, padding: 0, dilation: 1, bias: false),
         Shape(n: 2, c: 9, h: 12, w: 11, o: 12, k: 5, stride: 1, padding: 4, dilation: 2, bias: false),
         Shape(n: 2, c: 12, h: 20, w: 20, o: 8, k: 7, stride: 2, padding: 3, dilation: 1, bias: false),
+        // 16-channel multiples in and out: x and dy cross in the layout Gigapatch converts to itself (OneDNN.blocked16)
+        Shape(n: 2, c: 16, h: 10, w: 9, o: 32, k: 3, stride: 1, padding: 1, dilation: 1, bias: false),
     ]
 
     /// One forward and backward of `shape` in bf16; weight (and bias) gradients start from `start` to see them add up.
-    static func run(_ shape: Shape, oneDNN: Bool, inputGradient: Bool = true, seed: UInt64 = 5, start: Float = 0.25)
-        -> (y: [Float], dx: [Float], grads: [Float], layer: Conv2d) {
+    static func run(_ shape: Shape, oneDNN: Bool, inputGradient: Bool = true, seed: UInt64 = 5, start: Float = 0.25,
+                    ownConversions: Bool = true) -> (y: [Float], dx: [Float], grads: [Float], layer: Conv2d) {
         var rng = SplitMix64(seed: seed)
         let x = (0 ..< shape.n * shape.c * shape.h * shape.w).map { _ in Float.random(in: -1 ... 1, using: &rng) }
         let store = ParameterStore()
         let conv = Conv2d(store, "c", in: shape.c, out: shape.o, kernel: shape.k, stride: shape.stride, padding: shape.padding,
                           dilation: shape.dilation, bias: shape.bias)
         conv.oneDNN = oneDNN
+        conv.convertsForOneDNN = ownConversions
         conv.winograd = .never   // the own reference path: unrolled products, no transforms to round
         conv.computesInputGradient = inputGradient
         store.finalize(seed: 9)
@@ -70,6 +73,42 @@ struct OneDNNTests {
         store.finalize(seed: 9)
         let full = conv.forward(Tensor(shape: [shape.n, shape.c, shape.h, shape.w], values: x), Context(training: false)).array
         #expect(theirs.y != full, "\(shape): oneDNN's bf16 output equals float32's exactly")
+    }
+
+    /// Gigapatch's own conversion to oneDNN's layout (kept from forward for the weight gradient) gives the same floats
+    /// as oneDNN's reorders, with and without the input gradient.
+    @Test func ownConversionsGiveTheSameFloats() throws {
+        if !BFloat16.isSupported { try Test.cancel(Comment(rawValue: BFloat16Tests.skipNote)) }
+        if !OneDNN.isAvailable { try Test.cancel(Comment(rawValue: Self.skipNote)) }
+        for shape in Self.shapes where shape.c % 16 == 0 {
+            for inputGradient in [true, false] {
+                let own = Self.run(shape, oneDNN: true, inputGradient: inputGradient)
+                let theirs = Self.run(shape, oneDNN: true, inputGradient: inputGradient, ownConversions: false)
+                #expect(own.y == theirs.y && own.dx == theirs.dx && own.grads == theirs.grads,
+                        "\(shape), input gradient \(inputGradient): own conversions changed the floats")
+            }
+        }
+    }
+
+    /// The conversion kernel against its plain reference, on a tail of pixels (p not a multiple of 16) and on values
+    /// whose rounding is special: ties to even, NaN, infinities, subnormals (signed zero), the largest float.
+    @Test func blocked16MatchesReference() throws {
+        if !BFloat16.isSupported { try Test.cancel(Comment(rawValue: BFloat16Tests.skipNote)) }
+        var rng = SplitMix64(seed: 11)
+        let special: [Float] = [.nan, .infinity, -.infinity, .leastNonzeroMagnitude, -.leastNormalMagnitude / 2, .greatestFiniteMagnitude,
+                                Float(bitPattern: 0x3f80_8000), Float(bitPattern: 0x3f81_8000), -0.0, Float(bitPattern: 0x0000_1234)]
+        for (n, c, h, w) in [(2, 16, 5, 7), (1, 32, 4, 4), (3, 48, 1, 19)] {
+            var values = (0 ..< n * c * h * w).map { _ in Float.random(in: -3 ... 3, using: &rng) }
+            for (i, v) in special.enumerated() where i * 7 < values.count { values[i * 7] = v }
+            let x = Tensor(shape: [n, c, h, w], values: values)
+            let kernel = OneDNN.blocked16(x), reference = OneDNN.blocked16(x, reference: true)
+            #expect(kernel.buffer.map(\.bitPattern) == reference.buffer.map(\.bitPattern), "\(n)x\(c)x\(h)x\(w)")
+            // The layout: channel ch of pixel i of image b at ((b * c / 16 + ch / 16) * h * w + i) * 16 + ch % 16.
+            let halves = UnsafeRawPointer(kernel.pointer).assumingMemoryBound(to: UInt16.self), p = h * w
+            let b = n - 1, ch = c - 3, i = p - 1
+            let rounded = BFloat16.rounded([values[(b * c + ch) * p + i]])[0]
+            #expect(UInt32(halves[((b * c / 16 + ch / 16) * p + i) * 16 + ch % 16]) << 16 == rounded.bitPattern)
+        }
     }
 
     /// A first layer's backward (no input gradient) gives the same weight gradient and zeros for dx; the weight

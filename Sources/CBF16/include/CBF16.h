@@ -62,6 +62,14 @@ void gp_bf16_gemm_reference(int transA, int transB, long m, long n, long k, floa
 /// as vdpbf16ps reads them).
 void gp_bf16_round(const float *x, float *y, long count);
 
+/// x (n, c, p) float32 (NCHW, p = h * w, c a multiple of 16) to y (n, c / 16, p, 16) bfloat16 (oneDNN's aBcd16b,
+/// nChw16c), rounded as gp_bf16_round rounds: the (image, block of 16 channels) pairs first ..< end of the n * c / 16,
+/// so threads can share the work. Requires gp_bf16_supported() (any CPU runs the reference).
+void gp_bf16_to_blocked16(const float *x, uint16_t *y, long p, long first, long end);
+
+/// The same conversion one value at a time: the reference gp_bf16_to_blocked16 is tested against.
+void gp_bf16_to_blocked16_reference(const float *x, uint16_t *y, long p, long first, long end);
+
 #ifdef __cplusplus
 }
 #endif

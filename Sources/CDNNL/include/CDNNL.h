@@ -30,13 +30,23 @@ const char *gp_dnnl_conv_implementation(const gp_dnnl_conv *conv);
 long gp_dnnl_conv_forward_scratch(const gp_dnnl_conv *conv);
 long gp_dnnl_conv_backward_scratch(const gp_dnnl_conv *conv);
 
-/// y (n, o, ho, wo) = the convolution; `threads` OpenMP threads (oneDNN's runtime) for this call.
-int gp_dnnl_conv_forward(gp_dnnl_conv *conv, int threads, const float *x, const float *weights, float *y, void *scratch,
-                         char *error, int error_length);
+/// 1 when both passes read x as bfloat16 aBcd16b (nChw16c; gp_bf16_to_blocked16 makes it), so the caller may give x
+/// converted once (`x_blocked`) instead of each pass converting it; 0 when they need it in their own layouts.
+int gp_dnnl_conv_blocked_input(const gp_dnnl_conv *conv);
+
+/// 1 when the backward pass reads dy as bfloat16 aBcd16b (one copy for both gradients), so it may be given converted.
+int gp_dnnl_conv_blocked_output_gradient(const gp_dnnl_conv *conv);
+
+/// y (n, o, ho, wo) = the convolution; `threads` OpenMP threads (oneDNN's runtime) for this call. `x_blocked`: NULL,
+/// or x already converted (only where gp_dnnl_conv_blocked_input says so), which the call reads instead of converting x.
+int gp_dnnl_conv_forward(gp_dnnl_conv *conv, int threads, const float *x, const void *x_blocked, const float *weights, float *y,
+                         void *scratch, char *error, int error_length);
 
 /// dx (n, c, h, w) = the input gradient (overwritten; skipped when dx is NULL or the convolution was made without
-/// input gradient) and dw (o, c, k, k) += the weight gradient, for the output gradient dy (n, o, ho, wo).
-int gp_dnnl_conv_backward(gp_dnnl_conv *conv, int threads, const float *x, const float *dy, const float *weights, float *dx,
-                          float *dw, void *scratch, char *error, int error_length);
+/// input gradient) and dw (o, c, k, k) += the weight gradient, for the output gradient dy (n, o, ho, wo). `x_blocked`
+/// and `dy_blocked`: NULL, or x and dy already converted, as for gp_dnnl_conv_forward.
+int gp_dnnl_conv_backward(gp_dnnl_conv *conv, int threads, const float *x, const void *x_blocked, const float *dy,
+                          const void *dy_blocked, const float *weights, float *dx, float *dw, void *scratch, char *error,
+                          int error_length);
 
 #endif

@@ -20,6 +20,8 @@ public final class Conv2d: Layer {
     /// Offsets of weight (out, in/groups, kh, kw) and bias (out) in the store.
     let weight: Int, bias: Int
     private var input: Tensor?
+    /// The input in oneDNN's bfloat16 layout, from a bf16 forward on oneDNN, for the weight gradient.
+    private var inputBlocked: Tensor?
     /// Most floats the per-image path unrolls at once: larger outputs are done in bands of rows, so memory stays
     /// bounded whatever the image size (the PatchGD head on a 256 x 256 latent grid would otherwise unroll 600 MiB).
     public var unrollLimit = 1 << 22
@@ -41,6 +43,9 @@ public final class Conv2d: Layer {
     /// Whether bf16 runs use oneDNN's direct convolutions where they are available (`OneDNN`) and measured faster
     /// (kernels of 3 or more, 8 or more input channels, one group); tests turn it off to compare with the own kernels.
     public var oneDNN = true
+    /// Whether Gigapatch converts this layer's input and output gradient to oneDNN's bfloat16 layout itself (once for
+    /// both passes, with its own kernel) instead of leaving it to oneDNN's reorders; the same floats either way.
+    public var convertsForOneDNN = true
     /// oneDNN's primitives for the input shapes (n, h, w, input gradient) seen lately: a few, as PatchGD's fill and
     /// recompute passes use different batches.
     private var oneDNNConvolutions: [[Int]: OneDNNConvolution] = [:]
@@ -112,8 +117,12 @@ public final class Conv2d: Layer {
         precondition(c == inChannels, "conv expects \(inChannels) input channels, got \(c)")
         let (ho, wo) = outputSize(h: h, w: w)
         let y = Tensor(uninitialized: [n, outChannels, ho, wo])
+        inputBlocked = nil
         if ctx.precision == .bf16, let dnnl = oneDNNConvolution(n: n, h: h, w: w) {
-            dnnl.forward(x.pointer, weights: store.value(weight), into: y.pointer)
+            // x converted once, kept for the weight gradient instead of being converted again in backward.
+            let blocked = dnnl.blockedInput && convertsForOneDNN ? OneDNN.blocked16(x) : nil
+            dnnl.forward(x.pointer, blocked: blocked?.pointer, weights: store.value(weight), into: y.pointer)
+            if ctx.recordForBackward { inputBlocked = blocked }
         } else if isDepthwise {
             if usesDepthwise3x3 { depthwise3x3Forward(x, y, then: fused); applied = fused != nil } else { depthwiseForward(x, y) }
         } else if usesWinograd(h: h, w: w) {
@@ -183,10 +192,13 @@ public final class Conv2d: Layer {
                 }
             }
         }
-        let dx = Tensor(shape: x.shape)
-        if ctx.precision == .bf16, let dnnl = oneDNNConvolution(n: n, h: h, w: w) {
-            dnnl.backward(x.pointer, dy.pointer, weights: store.value(weight), dx: computesInputGradient ? dx.pointer : nil,
-                          dw: store.gradient(weight))
+        let dnnl = ctx.precision == .bf16 ? oneDNNConvolution(n: n, h: h, w: w) : nil
+        // oneDNN overwrites dx; the other paths add into it.
+        let dx = dnnl != nil && computesInputGradient ? Tensor(uninitialized: x.shape) : Tensor(shape: x.shape)
+        if let dnnl {
+            let dyBlocked = dnnl.blockedOutputGradient && convertsForOneDNN ? OneDNN.blocked16(dy) : nil
+            dnnl.backward(x.pointer, xBlocked: dnnl.blockedInput ? inputBlocked?.pointer : nil, dy.pointer, dyBlocked: dyBlocked?.pointer,
+                          weights: store.value(weight), dx: computesInputGradient ? dx.pointer : nil, dw: store.gradient(weight))
         } else if isDepthwise {
             if usesDepthwise3x3 { depthwise3x3Backward(x, dy, dx) } else { depthwiseBackward(x, dy, dx) }
         } else if usesWinograd(h: h, w: w) {
@@ -244,6 +256,7 @@ public final class Conv2d: Layer {
             }
         }
         input = nil
+        inputBlocked = nil
         return dx
     }
 
