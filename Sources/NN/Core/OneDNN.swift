@@ -25,8 +25,8 @@ public enum OneDNN {
     /// x (n, c, h, w) in oneDNN's bfloat16 layout aBcd16b (nChw16c), rounded as every bf16 operand is: what a
     /// convolution whose `blockedInput` (or `blockedOutputGradient`) is true reads instead of converting the tensor
     /// itself. The bfloat16 values are held two to a float of the returned tensor (count / 2 floats). c must be a
-    /// multiple of 16. Faster than oneDNN's own reorder on tiny's tensors (1.5x, BENCHMARKS.md) and made once, where
-    /// the forward and backward passes each converted x.
+    /// multiple of 16. Made once for both passes, where oneDNN's reorders converted x in each (BENCHMARKS.md: tiny's
+    /// bf16 training step).
     /// `reference`: the plain loop (`gp_bf16_to_blocked16_reference`) the kernel is tested against.
     static func blocked16(_ x: Tensor, reference: Bool = false) -> Tensor {
         let (n, c, h, w) = x.nchw

@@ -15,73 +15,66 @@ enum BatchNormKernels {
         return (s1, s2)
     }
 
-    /// xhat = (x - mean) * istd (stored when `xhat` is given); y = clamp(xhat * gamma + beta, lo, hi).
+    /// y = clamp((x - mean) * istd * gamma + beta, lo, hi).
     @inline(__always)
-    static func normalize(_ x: UnsafePointer<Float>, _ xhat: UnsafeMutablePointer<Float>?, _ y: UnsafeMutablePointer<Float>, _ count: Int,
+    static func normalize(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ count: Int,
                           mean: Float, istd: Float, gamma: Float, beta: Float, lo: Float, hi: Float) {
         let vm = V(repeating: mean), vi = V(repeating: istd), vg = V(repeating: gamma), vb = V(repeating: beta)
         let vlo = V(repeating: lo), vhi = V(repeating: hi)
         var i = 0
-        if let xhat {
-            while i + 8 <= count {
-                let v = (load(x + i) - vm) * vi
-                store(v, xhat + i)
-                store(clamp(v * vg + vb, vlo, vhi), y + i)
-                i += 8
-            }
-        } else {
-            while i + 8 <= count {
-                store(clamp((load(x + i) - vm) * vi * vg + vb, vlo, vhi), y + i)
-                i += 8
-            }
+        while i + 8 <= count {
+            store(clamp((load(x + i) - vm) * vi * vg + vb, vlo, vhi), y + i)
+            i += 8
         }
         while i < count {
-            let v = (x[i] - mean) * istd
-            xhat?[i] = v
-            y[i] = min(max(v * gamma + beta, lo), hi)
+            y[i] = min(max((x[i] - mean) * istd * gamma + beta, lo), hi)
             i += 1
         }
     }
 
-    /// Sums of the gated gradient d and of d * xhat, where d = dy where lo < xhat * gamma + beta < hi, else 0.
+    /// Sums of the gated gradient d and of d * xhat, where xhat = (x - mean) * istd (as `normalize` computes it) and
+    /// d = dy where lo < xhat * gamma + beta < hi, else 0.
     @inline(__always)
-    static func gatedSums(_ dy: UnsafePointer<Float>, _ xhat: UnsafePointer<Float>, _ count: Int,
+    static func gatedSums(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ count: Int, mean: Float, istd: Float,
                           gamma: Float, beta: Float, lo: Float, hi: Float) -> (Float, Float) {
+        let vm = V(repeating: mean), vi = V(repeating: istd)
         let vg = V(repeating: gamma), vb = V(repeating: beta), vlo = V(repeating: lo), vhi = V(repeating: hi)
         var s = V(), sx = V(), i = 0
         while i + 8 <= count {
-            let xh = load(xhat + i), y = xh * vg + vb
+            let xh = (load(x + i) - vm) * vi, y = xh * vg + vb
             let d = V().replacing(with: load(dy + i), where: (y .> vlo) .& (y .< vhi))
             s += d; sx += d * xh
             i += 8
         }
         var s1 = s.sum(), s2 = sx.sum()
         while i < count {
-            let y = xhat[i] * gamma + beta
+            let xh = (x[i] - mean) * istd, y = xh * gamma + beta
             let d = y > lo && y < hi ? dy[i] : 0
-            s1 += d; s2 += d * xhat[i]
+            s1 += d; s2 += d * xh
             i += 1
         }
         return (s1, s2)
     }
 
-    /// dx = k * (d - meanDy - xhat * meanDyx) in training, k * d in evaluation (meanDy = meanDyx = 0), d gated as above.
+    /// dx = k * (d - meanDy - xhat * meanDyx) in training, k * d in evaluation (meanDy = meanDyx = 0), xhat and d as
+    /// above.
     @inline(__always)
-    static func inputGradient(_ dy: UnsafePointer<Float>, _ xhat: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ count: Int,
-                              k: Float, meanDy: Float, meanDyx: Float, gamma: Float, beta: Float, lo: Float, hi: Float) {
-        let vk = V(repeating: k), vm = V(repeating: meanDy), vmx = V(repeating: meanDyx)
+    static func inputGradient(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ count: Int,
+                              mean: Float, istd: Float, k: Float, meanDy: Float, meanDyx: Float, gamma: Float, beta: Float,
+                              lo: Float, hi: Float) {
+        let vk = V(repeating: k), vm = V(repeating: meanDy), vmx = V(repeating: meanDyx), vmean = V(repeating: mean), vi = V(repeating: istd)
         let vg = V(repeating: gamma), vb = V(repeating: beta), vlo = V(repeating: lo), vhi = V(repeating: hi)
         var i = 0
         while i + 8 <= count {
-            let xh = load(xhat + i), y = xh * vg + vb
+            let xh = (load(x + i) - vmean) * vi, y = xh * vg + vb
             let d = V().replacing(with: load(dy + i), where: (y .> vlo) .& (y .< vhi))
             store(vk * (d - vm - xh * vmx), dx + i)
             i += 8
         }
         while i < count {
-            let y = xhat[i] * gamma + beta
+            let xh = (x[i] - mean) * istd, y = xh * gamma + beta
             let d = y > lo && y < hi ? dy[i] : 0
-            dx[i] = k * (d - meanDy - xhat[i] * meanDyx)
+            dx[i] = k * (d - meanDy - xh * meanDyx)
             i += 1
         }
     }
