@@ -140,8 +140,9 @@ struct gp_dnnl_conv {
     // The backward steps: [0, inputSteps) the input gradient (its first step converts dy), then the weight gradient,
     // which reads that converted dy when `sharedDY`.
     int inputSteps, sharedDY;
-    // The steps that convert x (forward, backward) and dy to bfloat16, skipped when the caller gives them converted.
-    int xForwardStep, xBackwardStep, dyStep;
+    // The backward steps that convert x and dy to bfloat16, skipped when the caller gives them converted (in forward,
+    // x's conversion is step 0).
+    int xBackwardStep, dyStep;
     // Whether x (both passes read one layout) and dy (one layout) may be given as bfloat16 aBcd16b (nChw16c).
     int blockedInput, blockedOutputGradient;
     // The buffers each pass uses (bit b: buffer b).
@@ -298,7 +299,6 @@ static int build(gp_dnnl_conv *conv, long n, long c, long h, long w, long o, lon
     }
     if (add_reorder(conv, conv->backward, bsn, DW_BW, DW_PLAIN, error, error_length)) return -1;
     conv->weights = o * c * k * k;
-    conv->xForwardStep = 0;
     dnnl_memory_desc_t xb, yb;
     CHECK(p_dnnl_memory_desc_init_by_tag(&xb, 4, xd, dnnl_bf16, dnnl_aBcd16b), "memory_desc_init");
     CHECK(p_dnnl_memory_desc_init_by_tag(&yb, 4, yd, dnnl_bf16, dnnl_aBcd16b), "memory_desc_init");
@@ -379,7 +379,7 @@ int gp_dnnl_conv_forward(gp_dnnl_conv *conv, int threads, const float *x, const 
     void *given[BUFFERS] = {0};
     given[X_FWD] = (void *)x_blocked;
     if (bind(conv, conv->forwardBuffers, scratch, user, given, error, error_length)) return -1;
-    return run(conv, conv->forward, 0, conv->forwardSteps, x_blocked ? conv->xForwardStep : -1, -1, error, error_length);
+    return run(conv, conv->forward, 0, conv->forwardSteps, x_blocked ? 0 : -1, -1, error, error_length);
 }
 
 int gp_dnnl_conv_backward(gp_dnnl_conv *conv, int threads, const float *x, const void *x_blocked, const float *dy,

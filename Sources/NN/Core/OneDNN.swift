@@ -5,8 +5,8 @@ import Foundation
 /// oneDNN's direct bfloat16 convolutions (`CDNNL`): what `--precision bf16` runs ungrouped convolutions on when the
 /// library is installed. They keep autocast's semantics (inputs and weights rounded to bfloat16, float32 sums, float32
 /// tensors in and out). Alone they measured 1.3-1.7x faster than Gigapatch's own bf16 convolutions on tiny's and
-/// resnet18's shapes; with the conversions from and to float32 NCHW, 1.15x and 1.10x over each model's convolutions
-/// (BENCHMARKS.md).
+/// resnet18's shapes; with oneDNN's reorders from and to float32 NCHW, 1.15x and 1.10x over each model's
+/// convolutions. Inputs and output gradients are now converted by `blocked16` instead, once each (BENCHMARKS.md).
 public enum OneDNN {
     /// Whether oneDNN's convolutions run here: the CPU runs bfloat16 (`BFloat16.isSupported`) and libdnnl.so.2 loaded.
     /// The environment variable `GIGAPATCH_ONEDNN=0` turns them off (the own kernels run instead).
